@@ -1,0 +1,16 @@
+// Package kafka is a small, channel-based Kafka client built on
+// github.com/IBM/sarama.
+//
+// A Producer sends records through a channel or with Send, which waits for
+// the broker's acknowledgement. Both types are created even when the cluster
+// is unreachable: they initialise in the background with exponential backoff
+// and report it on their Initialised channel.
+//
+// Every type here owns its goroutines and stops them in Close, which is
+// idempotent and bounded by a context. Channels returned by Channels document
+// who closes them; the library never closes a channel users send on.
+//
+// Logging goes through log/slog; pass a *slog.Logger in the config to choose
+// where. The package changes no process-wide state (in particular it leaves
+// sarama.Logger alone).
+package kafka

@@ -1,0 +1,514 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/IBM/sarama"
+)
+
+// Producer sends records to Kafka.
+//
+// Create one with NewProducer; it is safe for concurrent use. Records go in
+// through Send, which waits for Kafka's acknowledgement, or through the
+// Output channel, which does not. Close flushes and releases everything.
+type Producer struct {
+	cfg  ProducerConfig
+	scfg *sarama.Config
+	log  *slog.Logger
+
+	output      chan *ProducerMessage
+	in          chan *envelope
+	errors      chan error
+	initialised chan struct{}
+	closer      chan struct{}
+	closed      chan struct{}
+	nudge       chan struct{}
+
+	// mu guards the fields below. It is never held during network I/O or
+	// a blocking channel operation.
+	mu       sync.Mutex
+	client   sarama.Client
+	async    sarama.AsyncProducer
+	lastInit error
+
+	defaultHeaders atomic.Pointer[[]Header]
+	droppedErrors  atomic.Uint64
+
+	stopInit  context.CancelFunc
+	initDone  chan struct{} // closed when the initialisation goroutine exits
+	pipeline  sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// ProducerChannels are the channels of a Producer.
+type ProducerChannels struct {
+	// Output takes records to produce without waiting for them. Users send
+	// on it; nobody ever closes it. Before initialisation records wait in
+	// its buffer; after Close nothing reads it, so select on Closer too.
+	// Failures of records without OnDelivery are reported on Errors.
+	Output chan<- *ProducerMessage
+	// Errors reports failed deliveries (*ProducerError) of records that
+	// have no OnDelivery callback. The producer closes it when Close has
+	// finished. Reading it is optional: when its buffer is full, further
+	// errors are logged and dropped.
+	Errors <-chan error
+	// Initialised is closed by the producer once it has connected.
+	Initialised <-chan struct{}
+	// Closer is closed by the producer when Close begins.
+	Closer <-chan struct{}
+	// Closed is closed by the producer when Close has finished: every
+	// accepted record has been delivered or reported as failed, and every
+	// goroutine has exited.
+	Closed <-chan struct{}
+}
+
+// NewProducer validates cfg and returns a producer. It makes one attempt to
+// connect, bounded by ctx; if the cluster is unreachable it still returns a
+// usable producer that keeps connecting in the background with exponential
+// backoff until it succeeds or is closed. Only an invalid config is an
+// error (it matches ErrInvalidConfig).
+func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	scfg, err := c.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		cfg:         c,
+		scfg:        scfg,
+		log:         c.Logger.With("component", "kafka.producer", "topic", c.Topic),
+		output:      make(chan *ProducerMessage, c.OutputBufferSize),
+		in:          make(chan *envelope),
+		errors:      make(chan error, c.ErrorsBufferSize),
+		initialised: make(chan struct{}),
+		closer:      make(chan struct{}),
+		closed:      make(chan struct{}),
+		nudge:       make(chan struct{}, 1),
+		initDone:    make(chan struct{}),
+	}
+	empty := []Header{}
+	p.defaultHeaders.Store(&empty)
+
+	initCtx, cancel := context.WithCancel(context.Background())
+	p.stopInit = cancel
+	firstAttempt := make(chan struct{})
+	go func() {
+		defer close(p.initDone)
+		_ = retryInit(initCtx, c.MinRetryPeriod, c.MaxRetryPeriod, p.nudge, p.log,
+			func() { close(firstAttempt) }, p.connect)
+	}()
+	select {
+	case <-firstAttempt:
+	case <-ctx.Done():
+	}
+	return p, nil
+}
+
+// connect is one initialisation attempt.
+func (p *Producer) connect() error {
+	client, err := sarama.NewClient(p.cfg.BrokerAddrs, p.scfg)
+	if err != nil {
+		p.setInitErr(err)
+		return fmt.Errorf("connecting to %v: %w", p.cfg.BrokerAddrs, err)
+	}
+	// NewClient does not talk to the cluster when it has no topics to
+	// look up; ask now, so an unreachable cluster fails this attempt in
+	// about a second instead of in the idempotent producer's much longer
+	// init retries. A missing topic still proves the brokers answer.
+	if err := client.RefreshMetadata(p.cfg.Topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		_ = client.Close()
+		p.setInitErr(err)
+		return fmt.Errorf("connecting to %v: %w", p.cfg.BrokerAddrs, err)
+	}
+	async, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		p.setInitErr(err)
+		return fmt.Errorf("creating producer: %w", err)
+	}
+	p.mu.Lock()
+	p.client, p.async, p.lastInit = client, async, nil
+	p.mu.Unlock()
+
+	p.pipeline.Add(3)
+	go p.intake(async)
+	go p.successes(async)
+	go p.failures(async)
+	close(p.initialised)
+	p.log.Info("producer initialised", "brokers", p.cfg.BrokerAddrs)
+	return nil
+}
+
+func (p *Producer) setInitErr(err error) {
+	p.mu.Lock()
+	p.lastInit = err
+	p.mu.Unlock()
+}
+
+// intake forwards records to Sarama until Close begins, then flushes what
+// Output still holds and closes the Sarama producer.
+func (p *Producer) intake(async sarama.AsyncProducer) {
+	defer p.pipeline.Done()
+	for {
+		select {
+		case m := <-p.output:
+			p.dispatch(async, &envelope{msg: m}, "")
+		case env := <-p.in:
+			p.dispatch(async, env, env.trace)
+		case <-p.closer:
+			for {
+				select {
+				case m := <-p.output:
+					p.dispatch(async, &envelope{msg: m}, "")
+					continue
+				default:
+				}
+				break
+			}
+			async.AsyncClose()
+			return
+		}
+	}
+}
+
+func (p *Producer) dispatch(async sarama.AsyncProducer, env *envelope, trace string) {
+	if env.msg == nil {
+		p.log.Error("nil *ProducerMessage sent on Output: ignored")
+		return
+	}
+	sm := p.toSarama(env, trace)
+	// Checked here rather than left to Sarama, which reports it as a
+	// configuration error that callers cannot tell apart from others.
+	if size := sm.ByteSize(2); size > p.cfg.MaxMessageBytes {
+		p.fail(env, sm.Topic, fmt.Errorf("%w: %d bytes > MaxMessageBytes %d", ErrMessageTooLarge, size, p.cfg.MaxMessageBytes))
+		return
+	}
+	async.Input() <- sm
+}
+
+func (p *Producer) toSarama(env *envelope, trace string) *sarama.ProducerMessage {
+	m := env.msg
+	sm := &sarama.ProducerMessage{Topic: orDefault(m.Topic, p.cfg.Topic), Metadata: env}
+	if m.Key != nil {
+		sm.Key = sarama.ByteEncoder(m.Key)
+	}
+	if m.Value != nil {
+		sm.Value = sarama.ByteEncoder(m.Value)
+	}
+	defaults := *p.defaultHeaders.Load()
+	n := len(defaults) + len(m.Headers)
+	if trace != "" {
+		n++
+	}
+	if n == 0 {
+		return sm
+	}
+	sm.Headers = make([]sarama.RecordHeader, 0, n)
+	for _, h := range defaults {
+		if !hasHeader(m.Headers, h.Key) {
+			sm.Headers = append(sm.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+		}
+	}
+	for _, h := range m.Headers {
+		sm.Headers = append(sm.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+	}
+	if trace != "" && !hasHeader(m.Headers, p.cfg.TraceHeader) {
+		sm.Headers = append(sm.Headers, sarama.RecordHeader{Key: []byte(p.cfg.TraceHeader), Value: []byte(trace)})
+	}
+	return sm
+}
+
+func hasHeader(hs []Header, key string) bool {
+	for _, h := range hs {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Producer) successes(async sarama.AsyncProducer) {
+	defer p.pipeline.Done()
+	for sm := range async.Successes() {
+		env, _ := sm.Metadata.(*envelope)
+		if env == nil {
+			continue
+		}
+		p.report(env, Delivery{Message: env.msg, Topic: sm.Topic, Partition: sm.Partition, Offset: sm.Offset})
+	}
+}
+
+func (p *Producer) failures(async sarama.AsyncProducer) {
+	defer p.pipeline.Done()
+	for pe := range async.Errors() {
+		var env *envelope
+		topic := p.cfg.Topic
+		if pe.Msg != nil {
+			env, _ = pe.Msg.Metadata.(*envelope)
+			topic = pe.Msg.Topic
+		}
+		if env == nil {
+			p.pushError(&ProducerError{Topic: topic, Err: pe.Err})
+			continue
+		}
+		p.fail(env, topic, pe.Err)
+	}
+}
+
+// fail reports a record that will not be delivered.
+func (p *Producer) fail(env *envelope, topic string, err error) {
+	perr := &ProducerError{Topic: topic, Msg: env.msg, Err: err}
+	p.report(env, Delivery{Message: env.msg, Topic: topic, Partition: -1, Offset: -1, Err: perr})
+	if env.deliver == nil && env.msg.OnDelivery == nil {
+		p.pushError(perr)
+	}
+}
+
+func (p *Producer) report(env *envelope, d Delivery) {
+	if env.deliver != nil {
+		env.deliver(d)
+	}
+	if env.msg.OnDelivery != nil {
+		env.msg.OnDelivery(d)
+	}
+}
+
+// pushError never blocks: a user who does not read Errors must not stall
+// deliveries.
+func (p *Producer) pushError(err error) {
+	select {
+	case p.errors <- err:
+	default:
+		n := p.droppedErrors.Add(1)
+		p.log.Error("producer error dropped: Errors channel full", "error", err, "dropped_total", n)
+	}
+}
+
+// Send produces msg and waits until Kafka has acknowledged it (with the
+// configured RequiredAcks) or ctx ends. It returns nil on acknowledgement,
+// a *ProducerError if Kafka rejected the record or retries ran out, ErrClosed
+// after Close, and an error wrapping ErrNotInitialised and ctx.Err() if ctx
+// ends before the producer has connected. If ctx ends after the record was
+// handed to Kafka, Send returns ctx.Err() and the record may still be
+// delivered.
+//
+// The trace id of ctx (see ProducerConfig.TraceIDFunc) is added as a header.
+func (p *Producer) Send(ctx context.Context, msg *ProducerMessage) error {
+	if msg == nil {
+		return errors.New("kafka: Send: nil message")
+	}
+	select {
+	case <-p.closer:
+		return ErrClosed
+	default:
+	}
+	select {
+	case <-p.initialised:
+	case <-p.closer:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
+	}
+	done := make(chan Delivery, 1)
+	env := &envelope{msg: msg, deliver: func(d Delivery) { done <- d }, trace: p.traceID(ctx)}
+	select {
+	case p.in <- env:
+	case <-p.closer:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case d := <-done:
+		return d.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// traceID shields the producer from a user TraceIDFunc that panics.
+func (p *Producer) traceID(ctx context.Context) (id string) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("TraceIDFunc panicked; no trace header added", "panic", r)
+			id = ""
+		}
+	}()
+	return p.cfg.TraceIDFunc(ctx)
+}
+
+// Channels returns the producer's channels.
+func (p *Producer) Channels() ProducerChannels {
+	return ProducerChannels{
+		Output:      p.output,
+		Errors:      p.errors,
+		Initialised: p.initialised,
+		Closer:      p.closer,
+		Closed:      p.closed,
+	}
+}
+
+// IsInitialised reports whether the producer has connected to the cluster.
+func (p *Producer) IsInitialised() bool {
+	select {
+	case <-p.initialised:
+		return true
+	default:
+		return false
+	}
+}
+
+// Initialise waits until the producer has connected, cutting short the
+// current backoff wait so that an attempt is made now. It returns nil once
+// initialised, ErrClosed if the producer is closed, or an error wrapping
+// ctx.Err() and the last connection error.
+func (p *Producer) Initialise(ctx context.Context) error {
+	select {
+	case p.nudge <- struct{}{}:
+	default:
+	}
+	select {
+	case <-p.initialised:
+		return nil
+	case <-p.closer:
+		return ErrClosed
+	case <-ctx.Done():
+		p.mu.Lock()
+		last := p.lastInit
+		p.mu.Unlock()
+		if last != nil {
+			return fmt.Errorf("%w: %w (last attempt: %w)", ErrNotInitialised, ctx.Err(), last)
+		}
+		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
+	}
+}
+
+// SetDefaultHeader sets a header added to every record that does not carry
+// a header with the same key. It is safe to call concurrently with sends.
+func (p *Producer) SetDefaultHeader(key string, value []byte) {
+	p.updateDefaults(func(hs []Header) []Header {
+		out := make([]Header, 0, len(hs)+1)
+		for _, h := range hs {
+			if h.Key != key {
+				out = append(out, h)
+			}
+		}
+		return append(out, Header{Key: key, Value: append([]byte(nil), value...)})
+	})
+}
+
+// DeleteDefaultHeader removes a default header.
+func (p *Producer) DeleteDefaultHeader(key string) {
+	p.updateDefaults(func(hs []Header) []Header {
+		out := make([]Header, 0, len(hs))
+		for _, h := range hs {
+			if h.Key != key {
+				out = append(out, h)
+			}
+		}
+		return out
+	})
+}
+
+// updateDefaults replaces the header slice as a whole (copy on write), so
+// records being built read a consistent set without a lock.
+func (p *Producer) updateDefaults(fn func([]Header) []Header) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	hs := fn(*p.defaultHeaders.Load())
+	p.defaultHeaders.Store(&hs)
+}
+
+// DroppedErrors returns how many errors were dropped because the Errors
+// channel was full.
+func (p *Producer) DroppedErrors() uint64 { return p.droppedErrors.Load() }
+
+// Checker reports the producer's health: CRITICAL when fewer than
+// MinBrokersHealthy brokers answer (or the producer is closed), WARNING when
+// they answer but the topic does not exist, OK otherwise. It opens short
+// connections of its own, closed before it returns; ctx bounds it.
+func (p *Producer) Checker(ctx context.Context) Health {
+	select {
+	case <-p.closer:
+		return Health{Status: HealthCritical, Message: "producer closed"}
+	default:
+	}
+	return checkHealth(ctx, p.brokerAddrs(), p.scfg, []string{p.cfg.Topic}, p.cfg.MinBrokersHealthy)
+}
+
+// brokerAddrs returns the brokers the cluster advertises once connected,
+// else the bootstrap addresses.
+func (p *Producer) brokerAddrs() []string {
+	p.mu.Lock()
+	client := p.client
+	p.mu.Unlock()
+	if client != nil {
+		if bs := client.Brokers(); len(bs) > 0 {
+			addrs := make([]string, len(bs))
+			for i, b := range bs {
+				addrs[i] = b.Addr()
+			}
+			return addrs
+		}
+	}
+	return p.cfg.BrokerAddrs
+}
+
+// Close stops the producer: it stops accepting records, flushes those
+// already accepted (including what Output holds), waits for their delivery
+// reports, closes the connections and finally closes Errors and Closed. It
+// is idempotent and safe to call concurrently. If ctx ends first, Close
+// returns ctx.Err() and the shutdown goes on in the background, bounded by
+// the producer's retry settings; Closed tells when it is over.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		close(p.closer)
+		p.stopInit()
+		go p.shutdown()
+	})
+	select {
+	case <-p.closed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kafka: closing producer: %w", ctx.Err())
+	}
+}
+
+// shutdown is owned by Close and runs exactly once.
+func (p *Producer) shutdown() {
+	<-p.initDone
+	if p.IsInitialised() {
+		p.pipeline.Wait()
+		p.mu.Lock()
+		client := p.client
+		p.mu.Unlock()
+		if err := client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			p.log.Warn("closing client", "error", err)
+		}
+	} else {
+		// Never connected: what waits in Output cannot be delivered, and
+		// must not vanish silently.
+		for {
+			select {
+			case m := <-p.output:
+				if m != nil {
+					p.fail(&envelope{msg: m}, orDefault(m.Topic, p.cfg.Topic), fmt.Errorf("%w: %w", ErrClosed, ErrNotInitialised))
+				}
+				continue
+			default:
+			}
+			break
+		}
+	}
+	close(p.errors)
+	close(p.closed)
+	p.log.Info("producer closed")
+}
