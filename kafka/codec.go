@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// HeaderContentType is the header NewMessage sets to the codec's content type.
+// HeaderContentType is the header NewProducerMessage sets to the codec's content type.
 const HeaderContentType = "content-type"
 
 // Codec turns values into record payloads and back. JSON and Raw are
@@ -24,9 +24,9 @@ var (
 	Raw Codec = rawCodec{}
 )
 
-// NewMessage encodes v with codec into a record with the given key, and sets
+// NewProducerMessage encodes v with codec into a record with the given key, and sets
 // the content-type header.
-func NewMessage(codec Codec, key []byte, v any) (*ProducerMessage, error) {
+func NewProducerMessage(codec Codec, key []byte, v any) (*ProducerMessage, error) {
 	b, err := codec.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: encoding %T as %s: %w", v, codec.ContentType(), err)

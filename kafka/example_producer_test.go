@@ -31,7 +31,7 @@ func ExampleProducer_Send() {
 	}
 	defer producer.Close(ctx)
 
-	msg, err := kafka.NewMessage(kafka.JSON, []byte("customer-42"), map[string]any{"item": "book", "qty": 2})
+	msg, err := kafka.NewProducerMessage(kafka.JSON, []byte("customer-42"), map[string]any{"item": "book", "qty": 2})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,0 +1,531 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/cenkalti/backoff/v4"
+)
+
+// ErrHandlerRegistered is returned when a handler is registered on a
+// consumer that already has one.
+var ErrHandlerRegistered = errors.New("kafka: a handler is already registered")
+
+// ConsumerGroup consumes topics as a member of a Kafka consumer group.
+//
+// Messages reach a Handler (RegisterHandler), a BatchHandler
+// (RegisterBatchHandler), or, when neither is registered, the Upstream
+// channel. Start and Stop switch consumption on and off; both return at
+// once and never wait on the network. One goroutine, owned by the consumer,
+// carries out what they ask, in order; State, StateWait and StateChan
+// observe it without taking any lock a caller could hold.
+type ConsumerGroup struct {
+	cfg  ConsumerGroupConfig
+	scfg *sarama.Config
+	log  *slog.Logger
+
+	states *stateMachine
+
+	// intents from Start and Stop: the last one wins.
+	intentMu    sync.Mutex
+	wantConsume bool
+	intentSeq   uint64
+	wake        chan struct{}
+
+	// health updates are applied in CheckedAt order.
+	healthMu   sync.Mutex
+	lastHealth time.Time
+
+	handler      atomic.Pointer[Handler]
+	batchHandler atomic.Pointer[BatchHandler]
+	registerMu   sync.Mutex
+
+	workers chan int
+	commits *commitSignal
+	dlt     *Producer
+
+	client atomic.Pointer[sarama.Client]
+
+	upstream      chan Message
+	errors        chan error
+	droppedErrors atomic.Uint64
+	initialised   chan struct{}
+	closer        chan struct{}
+	closed        chan struct{}
+	closeOnce     sync.Once
+
+	// session bookkeeping, touched by Sarama's Setup/Cleanup.
+	sessMu        sync.Mutex
+	committerStop chan struct{}
+	committerDone chan struct{}
+}
+
+// ConsumerGroupChannels are the channels of a ConsumerGroup.
+type ConsumerGroupChannels struct {
+	// Upstream delivers messages when no handler is registered. The user
+	// must Release each one. The consumer closes it when Close has
+	// finished with every session, so ranging over it ends.
+	Upstream <-chan Message
+	// Errors reports *HandlerError values and errors from the group
+	// (joining, fetching, committing). The consumer closes it when Close
+	// has finished. Reading it is optional: when its buffer is full,
+	// errors are logged and dropped.
+	Errors <-chan error
+	// Initialised is closed by the consumer once it has connected.
+	Initialised <-chan struct{}
+	// Closer is closed by the consumer when Close begins.
+	Closer <-chan struct{}
+	// Closed is closed by the consumer when Close has finished.
+	Closed <-chan struct{}
+}
+
+// NewConsumerGroup validates cfg and returns a consumer in state
+// Initialising. It makes one attempt to connect, bounded by ctx; if the
+// cluster is unreachable it keeps trying in the background with exponential
+// backoff until it succeeds or is closed. Call Start to consume. Only an
+// invalid config is an error (it matches ErrInvalidConfig).
+func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerGroup, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	scfg, err := c.saramaConfig()
+	if err != nil {
+		return nil, err
+	}
+	g := &ConsumerGroup{
+		cfg:         c,
+		scfg:        scfg,
+		log:         c.Logger.With("component", "kafka.consumer", "group", c.GroupName),
+		states:      newStateMachine(),
+		wake:        make(chan struct{}, 1),
+		workers:     make(chan int, c.NumWorkers),
+		commits:     newCommitSignal(),
+		upstream:    make(chan Message, c.UpstreamBufferSize),
+		errors:      make(chan error, c.ErrorsBufferSize),
+		initialised: make(chan struct{}),
+		closer:      make(chan struct{}),
+		closed:      make(chan struct{}),
+	}
+	for i := range c.NumWorkers {
+		g.workers <- i
+	}
+	if c.DeadLetterTopic != "" {
+		// Constructing a producer does no I/O beyond a first attempt,
+		// which a zero-time context skips; it connects in the background.
+		g.dlt, err = NewProducer(expired(), &ProducerConfig{
+			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, KafkaVersion: c.KafkaVersion,
+			ClientID: c.ClientID, MinRetryPeriod: c.MinRetryPeriod, MaxRetryPeriod: c.MaxRetryPeriod,
+			DialTimeout: c.DialTimeout, SecurityConfig: c.SecurityConfig, Logger: c.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kafka: dead-letter producer: %w", err)
+		}
+	}
+	firstAttempt := make(chan struct{})
+	go g.run(firstAttempt)
+	select {
+	case <-firstAttempt:
+	case <-ctx.Done():
+	}
+	return g, nil
+}
+
+func expired() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
+// RegisterHandler sets the handler that processes each message. Register
+// before Start; a handler registered while consuming takes effect from the
+// next rebalance. It returns ErrHandlerRegistered if a handler or batch
+// handler is already registered.
+func (g *ConsumerGroup) RegisterHandler(ctx context.Context, h Handler) error {
+	if h == nil {
+		return errors.New("kafka: RegisterHandler: nil handler")
+	}
+	return g.register(ctx, func() { g.handler.Store(&h) })
+}
+
+// RegisterBatchHandler sets the handler that processes batches of up to
+// BatchSize messages of one partition, flushed when full or BatchWaitTime
+// after their first message. The rules of RegisterHandler apply.
+func (g *ConsumerGroup) RegisterBatchHandler(ctx context.Context, h BatchHandler) error {
+	if h == nil {
+		return errors.New("kafka: RegisterBatchHandler: nil handler")
+	}
+	return g.register(ctx, func() { g.batchHandler.Store(&h) })
+}
+
+func (g *ConsumerGroup) register(ctx context.Context, store func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g.registerMu.Lock()
+	defer g.registerMu.Unlock()
+	if g.handler.Load() != nil || g.batchHandler.Load() != nil {
+		return ErrHandlerRegistered
+	}
+	store()
+	return nil
+}
+
+// Start asks the consumer to join the group and consume. It returns at once.
+// While Initialising, the consumer starts as soon as it has connected.
+// After Close it does nothing.
+func (g *ConsumerGroup) Start() { g.setIntent(true) }
+
+// Stop asks the consumer to stop consuming and leave the group. It returns
+// at once: handlers see their context cancelled, finish, their offsets are
+// committed, and the state becomes Stopped. While Initialising, it cancels
+// an earlier Start. After Close it does nothing.
+func (g *ConsumerGroup) Stop() { g.setIntent(false) }
+
+func (g *ConsumerGroup) setIntent(consume bool) uint64 {
+	g.intentMu.Lock()
+	g.wantConsume = consume
+	g.intentSeq++
+	seq := g.intentSeq
+	g.intentMu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+	return seq
+}
+
+func (g *ConsumerGroup) intent() (bool, uint64) {
+	g.intentMu.Lock()
+	defer g.intentMu.Unlock()
+	return g.wantConsume, g.intentSeq
+}
+
+// StopAndWait stops consumption and waits until it has stopped: in-flight
+// handlers have returned and their offsets are committed. It returns ctx's
+// error if ctx ends first, and nil at once if the consumer is initialising
+// (nothing is in flight) or closed.
+func (g *ConsumerGroup) StopAndWait(ctx context.Context) error {
+	seq := g.setIntent(false)
+	return g.states.wait(ctx, func(s State, applied uint64) bool {
+		switch s {
+		case Initialising, Closed:
+			return true
+		case Stopped:
+			return applied >= seq
+		}
+		return false
+	})
+}
+
+// State returns the current state. It never blocks on the consumer's work.
+func (g *ConsumerGroup) State() State { return g.states.get() }
+
+// StateWait returns nil once the consumer is in state s, or ctx's error.
+func (g *ConsumerGroup) StateWait(ctx context.Context, s State) error {
+	return g.states.wait(ctx, func(cur State, _ uint64) bool { return cur == s })
+}
+
+// StateChan returns a channel that is closed the next time the consumer
+// enters state s (not if it is in s already: check State first). Use it in
+// a select.
+func (g *ConsumerGroup) StateChan(s State) <-chan struct{} { return g.states.enteredChan(s) }
+
+// Channels returns the consumer's channels.
+func (g *ConsumerGroup) Channels() ConsumerGroupChannels {
+	return ConsumerGroupChannels{
+		Upstream:    g.upstream,
+		Errors:      g.errors,
+		Initialised: g.initialised,
+		Closer:      g.closer,
+		Closed:      g.closed,
+	}
+}
+
+// IsInitialised reports whether the consumer has connected to the cluster.
+func (g *ConsumerGroup) IsInitialised() bool {
+	select {
+	case <-g.initialised:
+		return true
+	default:
+		return false
+	}
+}
+
+// DroppedErrors returns how many errors were dropped because the Errors
+// channel was full.
+func (g *ConsumerGroup) DroppedErrors() uint64 { return g.droppedErrors.Load() }
+
+func (g *ConsumerGroup) pushError(err error) {
+	select {
+	case g.errors <- err:
+	default:
+		n := g.droppedErrors.Add(1)
+		g.log.Error("consumer error dropped: Errors channel full", "error", err, "dropped_total", n)
+	}
+}
+
+// Checker reports health: CRITICAL when fewer than MinBrokersHealthy brokers
+// answer (or the consumer is closed), WARNING when they answer but a topic
+// is missing, OK otherwise. ctx bounds it.
+func (g *ConsumerGroup) Checker(ctx context.Context) Health {
+	select {
+	case <-g.closer:
+		return Health{Status: HealthCritical, Message: "consumer closed", CheckedAt: time.Now()}
+	default:
+	}
+	addrs := g.cfg.BrokerAddrs
+	if c := g.client.Load(); c != nil {
+		if bs := (*c).Brokers(); len(bs) > 0 {
+			addrs = make([]string, len(bs))
+			for i, b := range bs {
+				addrs[i] = b.Addr()
+			}
+		}
+	}
+	return checkHealth(ctx, addrs, g.scfg, g.cfg.Topics, g.cfg.MinBrokersHealthy)
+}
+
+// OnHealthChange starts consumption on an OK health result and stops it on
+// WARNING or CRITICAL, so a health checker can subscribe the consumer to the
+// cluster's health. Results are applied in CheckedAt order: one older than
+// the last applied is ignored, so out-of-order deliveries cannot leave the
+// consumer in the wrong state.
+func (g *ConsumerGroup) OnHealthChange(h Health) {
+	g.healthMu.Lock()
+	defer g.healthMu.Unlock()
+	if !h.CheckedAt.IsZero() && h.CheckedAt.Before(g.lastHealth) {
+		return
+	}
+	g.lastHealth = h.CheckedAt
+	if h.Status == HealthOK {
+		g.Start()
+	} else {
+		g.Stop()
+	}
+}
+
+// Close stops consuming, waits for in-flight handlers, commits their
+// offsets, leaves the group, closes the connections and finally closes
+// Upstream, Errors and Closed. It is idempotent and safe to call
+// concurrently. If ctx ends first it returns ctx's error and the shutdown
+// goes on in the background; Closed tells when it is over.
+func (g *ConsumerGroup) Close(ctx context.Context) error {
+	g.closeOnce.Do(func() { close(g.closer) })
+	select {
+	case <-g.closed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kafka: closing consumer group: %w", ctx.Err())
+	}
+}
+
+// run is the controller: the only goroutine that changes the state or
+// touches the Sarama client and group. It exits after Close.
+func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
+	defer g.finish()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-g.closer:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	err := retryInit(ctx, g.cfg.MinRetryPeriod, g.cfg.MaxRetryPeriod, nil, g.log,
+		func() { close(firstAttempt) }, g.connect)
+	if err != nil {
+		return // closed while initialising
+	}
+	close(g.initialised)
+	g.log.Info("consumer group initialised", "topics", g.cfg.Topics)
+	g.states.set(Stopped)
+
+	for {
+		want, seq := g.intent()
+		if !want {
+			g.states.settle(seq)
+			select {
+			case <-g.wake:
+				continue
+			case <-g.closer:
+				return
+			}
+		}
+		if closing := g.consume(); closing {
+			return
+		}
+	}
+}
+
+// connect is one initialisation attempt.
+func (g *ConsumerGroup) connect() error {
+	client, err := sarama.NewClient(g.cfg.BrokerAddrs, g.scfg)
+	if err != nil {
+		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+	}
+	// NewClient does not talk to the cluster; make sure it answers. A
+	// missing topic is not an initialisation failure: joining reports it.
+	if err := client.RefreshMetadata(g.cfg.Topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		_ = client.Close()
+		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+	}
+	g.client.Store(&client)
+	return nil
+}
+
+// consume runs one period of consumption, from Start to Stop or Close. It
+// reports whether the consumer is closing.
+func (g *ConsumerGroup) consume() (closing bool) {
+	g.states.set(Starting)
+	client := *g.client.Load()
+	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupName, client)
+	if err != nil {
+		// Only a closed client gets here; treat it as fatal for this period.
+		g.pushError(fmt.Errorf("kafka: creating consumer group: %w", err))
+		g.states.set(Stopped)
+		g.Stop()
+		return false
+	}
+
+	sessCtx, cancelSess := context.WithCancel(context.Background())
+	loopDone := make(chan struct{})
+	go g.consumeLoop(sessCtx, group, loopDone)
+	errsDone := make(chan struct{})
+	go func() {
+		defer close(errsDone)
+		for err := range group.Errors() {
+			g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
+		}
+	}()
+
+	for !closing {
+		select {
+		case <-g.closer:
+			closing = true
+		case <-g.wake:
+		}
+		if want, _ := g.intent(); !want {
+			break
+		}
+	}
+	if closing {
+		g.states.set(Closing)
+	} else {
+		g.states.set(Stopping)
+	}
+	cancelSess()
+	<-loopDone
+	if err := group.Close(); err != nil {
+		g.log.Warn("leaving consumer group", "error", err)
+	}
+	<-errsDone
+	if !closing {
+		g.states.set(Stopped)
+	}
+	g.log.Info("consumption stopped", "closing", closing)
+	return closing
+}
+
+// consumeLoop calls Consume again after every rebalance (Sarama returns
+// from Consume each time) until ctx ends, backing off after errors.
+func (g *ConsumerGroup) consumeLoop(ctx context.Context, group sarama.ConsumerGroup, done chan struct{}) {
+	defer close(done)
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(g.cfg.MinRetryPeriod),
+		backoff.WithMaxInterval(g.cfg.MaxRetryPeriod),
+		backoff.WithMaxElapsedTime(0),
+	)
+	for {
+		err := group.Consume(ctx, g.cfg.Topics, claimRunner{g: g})
+		if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			return
+		}
+		g.states.transition(Consuming, Starting) // rebalancing, or retrying after an error
+		if err == nil {
+			b.Reset()
+			continue
+		}
+		wait := b.NextBackOff()
+		g.log.Warn("joining consumer group failed; retrying", "retry_in", wait, "error", err)
+		g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+	}
+}
+
+func (g *ConsumerGroup) sessionStarted(sess sarama.ConsumerGroupSession) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	g.sessMu.Lock()
+	g.committerStop, g.committerDone = stop, done
+	g.sessMu.Unlock()
+	// Commit requests from Message.Commit are served here, coalesced, so
+	// no caller waits on a commit round trip.
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-g.commits.ch:
+				sess.Commit()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	g.states.transition(Starting, Consuming)
+	g.log.Info("consuming", "claims", sess.Claims(), "generation", sess.GenerationID())
+}
+
+func (g *ConsumerGroup) sessionEnded(sess sarama.ConsumerGroupSession) {
+	g.sessMu.Lock()
+	stop, done := g.committerStop, g.committerDone
+	g.sessMu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	sess.Commit()
+}
+
+func (g *ConsumerGroup) acquireWorker(ctx context.Context) (int, bool) {
+	select {
+	case id := <-g.workers:
+		return id, true
+	case <-ctx.Done():
+		return 0, false
+	}
+}
+
+func (g *ConsumerGroup) releaseWorker(id int) { g.workers <- id }
+
+// finish releases everything once the controller is done.
+func (g *ConsumerGroup) finish() {
+	g.states.set(Closing)
+	if c := g.client.Load(); c != nil {
+		if err := (*c).Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			g.log.Warn("closing client", "error", err)
+		}
+	}
+	if g.dlt != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := g.dlt.Close(ctx); err != nil {
+			g.log.Warn("closing dead-letter producer", "error", err)
+		}
+		cancel()
+		<-g.dlt.Channels().Closed
+	}
+	close(g.upstream)
+	close(g.errors)
+	g.states.set(Closed)
+	close(g.closed)
+	g.log.Info("consumer group closed")
+}

@@ -1,0 +1,273 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Handler processes one message. It runs on one of NumWorkers workers,
+// identified by workerID (0 to NumWorkers-1). Returning nil commits the
+// message; an error is retried as HandlerRetries says. ctx is the message's
+// context: cancelled on revocation, Stop and Close.
+type Handler func(ctx context.Context, workerID int, msg Message) error
+
+// BatchHandler processes a batch of up to BatchSize messages of one
+// partition, in offset order. Returning nil commits the whole batch; an
+// error retries the whole batch as HandlerRetries says.
+type BatchHandler func(ctx context.Context, batch []Message) error
+
+// ErrHandlerPanic is wrapped by the error that stands for a handler panic.
+// The panic is recovered and treated like a returned error.
+var ErrHandlerPanic = errors.New("kafka: handler panicked")
+
+// Dead-letter headers, added to the original headers of a message sent to
+// DeadLetterTopic.
+const (
+	HeaderDLTTopic     = "kafkahub.dlt.topic"
+	HeaderDLTPartition = "kafkahub.dlt.partition"
+	HeaderDLTOffset    = "kafkahub.dlt.offset"
+	HeaderDLTError     = "kafkahub.dlt.error"
+	HeaderDLTAttempts  = "kafkahub.dlt.attempts"
+)
+
+// HandlerError reports a message (or batch) whose handler still failed
+// after every retry. It was skipped, or sent to the dead-letter topic, and
+// committed.
+type HandlerError struct {
+	Topic        string
+	Partition    int32
+	Offset       int64 // the first offset of a batch
+	Count        int   // messages concerned: 1, or the batch size
+	Attempts     int
+	DeadLettered bool
+	Err          error
+}
+
+// Error implements error.
+func (e *HandlerError) Error() string {
+	what := "skipped"
+	if e.DeadLettered {
+		what = "dead-lettered"
+	}
+	return fmt.Sprintf("kafka: handler failed %d times on %s/%d@%d (%d messages, %s): %v",
+		e.Attempts, e.Topic, e.Partition, e.Offset, e.Count, what, e.Err)
+}
+
+// Unwrap returns the handler's last error.
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+// claimRunner is the Sarama group handler: it feeds each claimed partition
+// to the user's handler, batch handler or the Upstream channel.
+type claimRunner struct{ g *ConsumerGroup }
+
+func (r claimRunner) Setup(sess sarama.ConsumerGroupSession) error {
+	r.g.sessionStarted(sess)
+	return nil
+}
+
+// Cleanup runs once every ConsumeClaim of the session has returned, so every
+// offset marked by a finished handler is committed before the partitions go
+// to their next owner.
+func (r claimRunner) Cleanup(sess sarama.ConsumerGroupSession) error {
+	r.g.sessionEnded(sess)
+	return nil
+}
+
+func (r claimRunner) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	g := r.g
+	ctx := sess.Context()
+	if bh := g.batchHandler.Load(); bh != nil {
+		return r.consumeBatches(ctx, sess, claim, *bh)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case sm, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			m := newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader)
+			if h := g.handler.Load(); h != nil {
+				if !r.handleOne(ctx, m, *h) {
+					return nil
+				}
+				continue
+			}
+			select {
+			case g.upstream <- m:
+			case <-ctx.Done():
+				return nil
+			}
+			select {
+			case <-m.released:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// handleOne reports false when the claim must stop (its context ended
+// before the message was dealt with).
+func (r claimRunner) handleOne(ctx context.Context, m *groupMessage, h Handler) bool {
+	id, ok := r.g.acquireWorker(ctx)
+	if !ok {
+		return false
+	}
+	defer r.g.releaseWorker(id)
+	done := r.g.runWithPolicy(ctx, []*groupMessage{m}, func() error { return h(m.ctx, id, m) })
+	if done {
+		m.mark()
+	}
+	return done
+}
+
+func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, bh BatchHandler) error {
+	g := r.g
+	size, wait := g.cfg.BatchSize, g.cfg.BatchWaitTime
+	batch := make([]*groupMessage, 0, size)
+	timer := time.NewTimer(wait)
+	timer.Stop()
+	defer timer.Stop()
+	var timeout <-chan time.Time
+
+	flush := func() bool {
+		timer.Stop()
+		timeout = nil
+		id, ok := g.acquireWorker(ctx)
+		if !ok {
+			return false
+		}
+		defer g.releaseWorker(id)
+		msgs := make([]Message, len(batch))
+		for i, m := range batch {
+			msgs[i] = m
+		}
+		done := g.runWithPolicy(ctx, batch, func() error { return bh(batch[0].ctx, msgs) })
+		if done {
+			for _, m := range batch {
+				m.mark()
+			}
+		}
+		batch = make([]*groupMessage, 0, size)
+		return done
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil // an unfinished batch is not committed: the next owner gets it
+		case sm, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			batch = append(batch, newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader))
+			if len(batch) == 1 {
+				timer.Reset(wait)
+				timeout = timer.C
+			}
+			if len(batch) >= size && !flush() {
+				return nil
+			}
+		case <-timeout:
+			if !flush() {
+				return nil
+			}
+		}
+	}
+}
+
+// runWithPolicy calls the handler until it succeeds or the retries are
+// spent, then skips or dead-letters. It returns true when the messages may
+// be committed and false when ctx ended first (they must not be).
+func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func() error) bool {
+	first := msgs[0].sm
+	wait := g.cfg.HandlerRetryBackoff
+	for attempt := 1; ; attempt++ {
+		err := callSafely(call)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			g.log.Info("handler interrupted; messages left uncommitted for the next owner",
+				"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "error", err)
+			return false
+		}
+		if attempt > g.cfg.retries() {
+			herr := &HandlerError{Topic: first.Topic, Partition: first.Partition, Offset: first.Offset,
+				Count: len(msgs), Attempts: attempt, Err: err}
+			if g.dlt != nil {
+				if !g.deadLetter(ctx, msgs, herr) {
+					return false
+				}
+				herr.DeadLettered = true
+			}
+			g.log.Error("handler failed; giving up on the messages", "error", herr)
+			g.pushError(herr)
+			return true
+		}
+		g.log.Warn("handler failed; retrying", "topic", first.Topic, "partition", first.Partition,
+			"offset", first.Offset, "attempt", attempt, "retry_in", wait, "error", err)
+		if !sleepCtx(ctx, wait) {
+			return false
+		}
+		wait = min(wait*2, DefaultMaxHandlerBackoff)
+	}
+}
+
+// callSafely turns a handler panic into an error.
+func callSafely(call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, r, debug.Stack())
+		}
+	}()
+	return call()
+}
+
+// deadLetter produces every message to the dead-letter topic, retrying
+// until it succeeds or ctx ends; it reports whether all were written.
+func (g *ConsumerGroup) deadLetter(ctx context.Context, msgs []*groupMessage, herr *HandlerError) bool {
+	for _, m := range msgs {
+		hs := append(m.Headers()[:len(m.Headers()):len(m.Headers())],
+			Header{Key: HeaderDLTTopic, Value: []byte(m.Topic())},
+			Header{Key: HeaderDLTPartition, Value: []byte(strconv.Itoa(int(m.Partition())))},
+			Header{Key: HeaderDLTOffset, Value: []byte(strconv.FormatInt(m.Offset(), 10))},
+			Header{Key: HeaderDLTError, Value: []byte(herr.Err.Error())},
+			Header{Key: HeaderDLTAttempts, Value: []byte(strconv.Itoa(herr.Attempts))},
+		)
+		wait := g.cfg.HandlerRetryBackoff
+		for {
+			err := g.dlt.Send(m.ctx, &ProducerMessage{Topic: g.cfg.DeadLetterTopic, Key: m.Key(), Value: m.Value(), Headers: hs})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			g.log.Error("writing to dead-letter topic failed; retrying", "dead_letter_topic", g.cfg.DeadLetterTopic, "error", err)
+			if !sleepCtx(ctx, wait) {
+				return false
+			}
+			wait = min(wait*2, DefaultMaxHandlerBackoff)
+		}
+	}
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
