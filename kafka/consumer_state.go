@@ -42,8 +42,8 @@ func (s State) String() string {
 type stateMachine struct {
 	mu      sync.Mutex
 	state   State
-	applied uint64                   // last intent the controller has carried out
-	changed chan struct{}            // closed and replaced on every change
+	applied uint64                  // last intent the controller has carried out
+	changed chan struct{}           // closed and replaced on every change
 	entered map[State]chan struct{} // closed and replaced when the state is entered
 }
 

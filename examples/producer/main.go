@@ -77,7 +77,7 @@ func run(n int, topic string) error {
 	failed := 0
 	for i := range n {
 		device := fmt.Sprintf("device-%d", i%3)
-		msg, err := kafka.NewMessage(kafka.JSON, []byte(device), reading{Device: device, Seq: i, Temp: 20 + float64(i%7)/2, At: time.Now().UTC()})
+		msg, err := kafka.NewProducerMessage(kafka.JSON, []byte(device), reading{Device: device, Seq: i, Temp: 20 + float64(i%7)/2, At: time.Now().UTC()})
 		if err != nil {
 			return err
 		}
