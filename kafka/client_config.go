@@ -31,6 +31,10 @@ func newSaramaConfig(version, clientID string, dial time.Duration, sec *Security
 	c.Net.DialTimeout = dial
 	// Only the topics in use: large clusters have thousands.
 	c.Metadata.Full = false
+	// kafkahub never creates topics as a side effect of looking them up:
+	// auto-created topics get the broker's default partitions and
+	// replication, silently. Topics are provisioned explicitly.
+	c.Metadata.AllowAutoTopicCreation = false
 	if err := sec.apply(c); err != nil {
 		return nil, err
 	}
