@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -114,11 +115,26 @@ func drainTargets(addrs []string, scfg *sarama.Config, topic, group string) (map
 	if err != nil {
 		return nil, err
 	}
-	om, err := sarama.NewOffsetManagerFromClient(group, client)
+	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return nil, err
 	}
-	defer om.Close()
+	// Not closed: closing the admin would close the client, deferred above.
+	commits := map[int32]int64{}
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	switch {
+	case errors.Is(err, sarama.ErrGroupIDNotFound):
+		// A group that never committed has nothing to start from.
+	case err != nil:
+		return nil, err
+	default:
+		for p, b := range resp.Blocks[topic] {
+			if b.Err != sarama.ErrNoError && !errors.Is(b.Err, sarama.ErrGroupIDNotFound) {
+				return nil, b.Err
+			}
+			commits[p] = b.Offset
+		}
+	}
 	targets := map[int32]int64{}
 	for _, p := range parts {
 		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
@@ -129,14 +145,9 @@ func drainTargets(addrs []string, scfg *sarama.Config, topic, group string) (map
 		if err != nil {
 			return nil, err
 		}
-		pom, err := om.ManagePartition(topic, p)
-		if err != nil {
-			return nil, err
-		}
-		next, _ := pom.NextOffset()
-		pom.AsyncClose()
-		if next < start {
-			next = start // nothing committed yet (or committed offset expired)
+		next, ok := commits[p]
+		if !ok || next < start {
+			next = start // nothing committed yet, or the commit is older than retention
 		}
 		if next < end {
 			targets[p] = end

@@ -1,0 +1,37 @@
+package kafka
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOnHealthChangeIgnoresStaleUpdates: health results delivered out of
+// order must not leave the consumer in the wrong state.
+func TestOnHealthChangeIgnoresStaleUpdates(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := NewConsumerGroup(ctx, &ConsumerGroupConfig{
+		BrokerAddrs: []string{"127.0.0.1:1"}, Topics: []string{"t"}, GroupName: "g",
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, g.Close(ctx)) }()
+
+	t0 := time.Now()
+	g.OnHealthChange(Health{Status: HealthOK, CheckedAt: t0})
+	want, _ := g.intent()
+	assert.True(t, want)
+	g.OnHealthChange(Health{Status: HealthCritical, CheckedAt: t0.Add(2 * time.Second)})
+	g.OnHealthChange(Health{Status: HealthOK, CheckedAt: t0.Add(time.Second)}) // arrives late
+	want, _ = g.intent()
+	assert.False(t, want, "the older OK must not undo the newer CRITICAL")
+	g.OnHealthChange(Health{Status: HealthWarning, CheckedAt: t0.Add(3 * time.Second)})
+	g.OnHealthChange(Health{Status: HealthOK, CheckedAt: t0.Add(4 * time.Second)})
+	want, _ = g.intent()
+	assert.True(t, want)
+}

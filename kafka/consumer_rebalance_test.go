@@ -1,0 +1,204 @@
+package kafka_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/kafkatest"
+)
+
+// fastGroup is a member config that notices rebalances quickly. The session
+// timeout stays at real Kafka's minimum (6 s) so the test runs there too.
+func fastGroup(cluster *kafkatest.Cluster, topic, group string) *kafka.ConsumerGroupConfig {
+	return &kafka.ConsumerGroupConfig{
+		BrokerAddrs: cluster.Addrs(), Topics: []string{topic}, GroupName: group,
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: 100 * time.Millisecond,
+		CommitInterval: 100 * time.Millisecond,
+	}
+}
+
+// TestConsumerRebalanceSlowHandler: while a slow handler runs, a second
+// member joins. The handler's context is cancelled, its message is not
+// committed and is handled again; nothing is lost.
+func TestConsumerRebalanceSlowHandler(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, 4)
+	produceN(t, cluster, topic, 200, 20)
+	group := kafkatest.UniqueName("g")
+	s := newSeen(200)
+	blocking := make(chan struct{})
+	var cancelled atomic.Bool
+	var blocked atomic.Bool
+
+	handler := func(ctx context.Context, _ int, m kafka.Message) error {
+		if m.Offset() == 10 && blocked.CompareAndSwap(false, true) {
+			close(blocking)
+			select {
+			case <-ctx.Done(): // the rebalance revokes the partition
+				cancelled.Store(true)
+				return ctx.Err()
+			case <-time.After(specWait):
+				return fmt.Errorf("context never cancelled")
+			}
+		}
+		s.add(m)
+		return nil
+	}
+	a := newGroup(t, fastGroup(cluster, topic, group))
+	require.NoError(t, a.RegisterHandler(context.Background(), handler))
+	a.Start()
+	select {
+	case <-blocking:
+	case <-time.After(specWait):
+		t.Fatal("member A never reached offset 10")
+	}
+	b := newGroup(t, fastGroup(cluster, topic, group))
+	require.NoError(t, b.RegisterHandler(context.Background(), handler))
+	b.Start()
+
+	s.wait(t, 60*time.Second)
+	assert.True(t, cancelled.Load(), "the revoked handler's context was cancelled")
+	ctx := testCtx(t, 30*time.Second)
+	require.NoError(t, a.StopAndWait(ctx))
+	require.NoError(t, b.StopAndWait(ctx))
+	assert.Equal(t, highWater(t, cluster, topic), committed(t, cluster, group, topic))
+	t.Logf("rebalance: 200 messages, 2 members, %d duplicates", s.duplicates())
+}
+
+// TestConsumerGroupChurn: members join and leave repeatedly while 5,000
+// messages are consumed. Every offset is seen; duplicates are only messages
+// in flight at a rebalance; after a restart the group resumes from its
+// commits.
+func TestConsumerGroupChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("churn test is long")
+	}
+	const total, parts = 5000, 6
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, parts)
+	group := kafkatest.UniqueName("churn")
+	s := newSeen(total)
+	handler := func(_ context.Context, _ int, m kafka.Message) error {
+		s.add(m)
+		time.Sleep(200 * time.Microsecond) // some work, so rebalances catch messages in flight
+		return nil
+	}
+	start := time.Now()
+	member := func() *kafka.ConsumerGroup {
+		cfg := fastGroup(cluster, topic, group)
+		cfg.NumWorkers = 2
+		g := newGroup(t, cfg)
+		require.NoError(t, g.RegisterHandler(context.Background(), handler))
+		g.Start()
+		return g
+	}
+	ctx := testCtx(t, 120*time.Second)
+	members := []*kafka.ConsumerGroup{member()}
+	changes := 1
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		produceN(t, cluster, topic, total, 50)
+	}()
+	// Join and leave until everything has been seen, at least 10 changes.
+	for i := 0; changes < 10 || s.n.Load() < total; i++ {
+		waitState(t, members[len(members)-1], kafka.Consuming, 60*time.Second)
+		if i%3 == 2 && len(members) > 1 {
+			require.NoError(t, members[0].Close(ctx))
+			members = members[1:]
+		} else if len(members) < 4 {
+			members = append(members, member())
+		} else {
+			require.NoError(t, members[0].Close(ctx))
+			members = members[1:]
+		}
+		changes++
+		if changes > 40 {
+			break
+		}
+	}
+	<-produced
+	s.wait(t, 60*time.Second)
+	for _, m := range members {
+		require.NoError(t, m.StopAndWait(ctx))
+	}
+	elapsed := time.Since(start)
+	assert.Equal(t, highWater(t, cluster, topic), committed(t, cluster, group, topic), "all committed")
+	dups := s.duplicates()
+	t.Logf("churn: %d messages, %d membership changes, %d distinct seen, %d duplicates, %v", total, changes, s.n.Load(), dups, elapsed.Round(time.Millisecond))
+	// Each rebalance can replay at most what was handled but not yet
+	// committed: bounded by the commit interval's worth of messages.
+	assert.Less(t, dups, total/2, "duplicates are bounded")
+
+	// Restart: a new member resumes after the committed offsets.
+	for _, m := range members {
+		require.NoError(t, m.Close(ctx))
+	}
+	fresh := make(chan string, 100)
+	again := newGroup(t, fastGroup(cluster, topic, group))
+	require.NoError(t, again.RegisterHandler(ctx, func(_ context.Context, _ int, m kafka.Message) error {
+		fresh <- string(m.Value())
+		return nil
+	}))
+	again.Start()
+	waitState(t, again, kafka.Consuming, 60*time.Second)
+	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic})
+	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("after-restart")}))
+	select {
+	case v := <-fresh:
+		assert.Equal(t, "after-restart", v, "nothing older is replayed")
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+}
+
+// TestConsumerCloseWithBufferedMessages: Close while messages wait in
+// Sarama's buffers and in Upstream leaks no goroutine (goleak in TestMain)
+// and does not hang.
+func TestConsumerCloseWithBufferedMessages(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, 3)
+	produceN(t, cluster, topic, 600, 30)
+	cfg := fastGroup(cluster, topic, kafkatest.UniqueName("g"))
+	cfg.UpstreamBufferSize = 5
+	g := newGroup(t, cfg)
+	g.Start()
+	ctx := testCtx(t, 30*time.Second)
+	// Take one message and never release it: its partition is stuck, the
+	// others fill the buffer.
+	select {
+	case <-g.Channels().Upstream:
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	require.NoError(t, g.Close(ctx))
+	n := 0
+	for range g.Channels().Upstream {
+		n++
+	}
+	t.Logf("%d messages were still buffered in Upstream at Close", n)
+}
+
+func TestDrainTopicsDrainsMoreThanOneBatch(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, 3)
+	produceN(t, cluster, topic, 1000, 30)
+	group := kafkatest.UniqueName("drain")
+	ctx := testCtx(t, 60*time.Second)
+	target := kafka.DrainTarget{Topic: topic, GroupName: group}
+	got, err := kafka.DrainTopics(ctx, &kafka.ConsumerGroupConfig{BrokerAddrs: cluster.Addrs(), Logger: quiet}, target)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1000), got[target])
+	assert.Equal(t, highWater(t, cluster, topic), committed(t, cluster, group, topic), "lag is zero")
+
+	got, err = kafka.DrainTopics(ctx, &kafka.ConsumerGroupConfig{BrokerAddrs: cluster.Addrs(), Logger: quiet}, target)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), got[target], "nothing left to drain")
+}
