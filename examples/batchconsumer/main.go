@@ -1,0 +1,105 @@
+// Command batchconsumer consumes records in batches: a batch is handed to
+// the handler when it holds -batch records or -wait after its first record,
+// and its offsets are committed only after the handler returns.
+//
+// With KAFKA_BROKERS unset it starts an embedded Kafka-protocol broker and
+// fills the topic itself:
+//
+//	go run ./examples/batchconsumer -n 95 -batch 20
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"time"
+
+	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/kafkatest"
+)
+
+func main() {
+	n := flag.Int("n", 95, "records to produce and then consume")
+	batch := flag.Int("batch", 20, "maximum batch size")
+	wait := flag.Duration("wait", 200*time.Millisecond, "longest wait for a batch to fill, from its first record")
+	flag.Parse()
+	if err := run(*n, *batch, *wait); err != nil {
+		fmt.Fprintln(os.Stderr, "batchconsumer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, batchSize int, wait time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	topic := kafkatest.UniqueName("example-batches")
+
+	cluster, err := kafkatest.StartCluster(kafkatest.SeedTopics(2, topic))
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+
+	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Logger: log})
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if err := p.Send(ctx, &kafka.ProducerMessage{Key: fmt.Appendf(nil, "k%d", i%4), Value: fmt.Appendf(nil, "event %d", i)}); err != nil {
+			return err
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		return err
+	}
+
+	group, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
+		BrokerAddrs:   cluster.Addrs(),
+		Topics:        []string{topic},
+		GroupName:     "example-batch-consumer",
+		NumWorkers:    2,
+		BatchSize:     batchSize,
+		BatchWaitTime: wait,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = group.Close(closeCtx)
+	}()
+
+	var handled atomic.Int64
+	done := make(chan struct{})
+	err = group.RegisterBatchHandler(ctx, func(ctx context.Context, batch []kafka.Message) error {
+		first, last := batch[0], batch[len(batch)-1]
+		fmt.Printf("batch of %2d from partition %d, offsets %d..%d\n", len(batch), first.Partition(), first.Offset(), last.Offset())
+		if handled.Add(int64(len(batch))) == int64(n) {
+			close(done)
+		}
+		return nil // the whole batch is committed
+	})
+	if err != nil {
+		return err
+	}
+	group.Start()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("handled %d of %d records in 60 s", handled.Load(), n)
+	}
+	if err := group.StopAndWait(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("%d records handled in batches and committed\n", n)
+	return nil
+}
