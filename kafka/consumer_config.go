@@ -129,6 +129,10 @@ type ConsumerGroupConfig struct {
 	Logger *slog.Logger
 }
 
+// WithDefaults returns a copy of the config with every zero field set to its
+// documented default: the settings a consumer built from it really uses.
+func (c ConsumerGroupConfig) WithDefaults() ConsumerGroupConfig { return c.withDefaults() }
+
 func (c ConsumerGroupConfig) withDefaults() ConsumerGroupConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
 	c.Topics = append([]string(nil), c.Topics...)

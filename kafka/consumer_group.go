@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/kafkahub/kafkahub/internal/handling"
 )
 
 // ErrHandlerRegistered is returned when a handler is registered on a
@@ -457,7 +459,7 @@ func (g *ConsumerGroup) consumeLoop(ctx context.Context, group sarama.ConsumerGr
 		wait := b.NextBackOff()
 		g.log.Warn("joining consumer group failed; retrying", "retry_in", wait, "error", err)
 		g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
-		if !sleepCtx(ctx, wait) {
+		if !handling.Sleep(ctx, wait) {
 			return
 		}
 	}

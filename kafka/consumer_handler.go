@@ -2,13 +2,13 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kafkahub/kafkahub/internal/handling"
 )
 
 // Handler processes one message. It runs on one of NumWorkers workers,
@@ -24,7 +24,7 @@ type BatchHandler func(ctx context.Context, batch []Message) error
 
 // ErrHandlerPanic is wrapped by the error that stands for a handler panic.
 // The panic is recovered and treated like a returned error.
-var ErrHandlerPanic = errors.New("kafka: handler panicked")
+var ErrHandlerPanic = handling.ErrPanic
 
 // Dead-letter headers, added to the original headers of a message sent to
 // DeadLetterTopic.
@@ -188,63 +188,60 @@ func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGro
 // be committed and false when ctx ended first (they must not be).
 func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func() error) bool {
 	first := msgs[0].sm
-	wait := g.cfg.HandlerRetryBackoff
-	for attempt := 1; ; attempt++ {
-		err := callSafely(call)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			g.log.Info("handler interrupted; messages left uncommitted for the next owner",
-				"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "error", err)
-			return false
-		}
-		if attempt > g.cfg.retries() {
-			herr := &HandlerError{Topic: first.Topic, Partition: first.Partition, Offset: first.Offset,
-				Count: len(msgs), Attempts: attempt, Err: err}
-			if g.dlt != nil {
-				if !g.deadLetter(ctx, msgs, herr) {
-					return false
-				}
-				herr.DeadLettered = true
-			}
-			g.log.Error("handler failed; giving up on the messages", "error", herr)
-			g.pushError(herr)
-			return true
-		}
+	r := g.policy().Run(ctx, call, func(attempt int, wait time.Duration, err error) {
 		g.log.Warn("handler failed; retrying", "topic", first.Topic, "partition", first.Partition,
 			"offset", first.Offset, "attempt", attempt, "retry_in", wait, "error", err)
-		if !sleepCtx(ctx, wait) {
+	})
+	if r.Interrupted {
+		g.log.Info("handler interrupted; messages left uncommitted for the next owner",
+			"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "error", r.Err)
+		return false
+	}
+	if r.Err == nil {
+		return true
+	}
+	herr := &HandlerError{Topic: first.Topic, Partition: first.Partition, Offset: first.Offset,
+		Count: len(msgs), Attempts: r.Attempts, Err: r.Err}
+	if g.dlt != nil {
+		if !g.deadLetter(ctx, msgs, herr) {
 			return false
 		}
-		wait = min(wait*2, DefaultMaxHandlerBackoff)
+		herr.DeadLettered = true
 	}
+	g.log.Error("handler failed; giving up on the messages", "error", herr)
+	g.pushError(herr)
+	return true
 }
 
-// callSafely turns a handler panic into an error.
-func callSafely(call func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v\n%s", ErrHandlerPanic, r, debug.Stack())
-		}
-	}()
-	return call()
+func (g *ConsumerGroup) policy() handling.Policy {
+	return handling.Policy{Retries: g.cfg.retries(), Backoff: g.cfg.HandlerRetryBackoff, MaxBackoff: DefaultMaxHandlerBackoff}
+}
+
+// DeadLetterMessage returns the record that the consumer writes to
+// deadLetterTopic for m after herr: m's key, value and headers, plus the
+// kafkahub.dlt.* headers naming where it came from and why it failed.
+func DeadLetterMessage(deadLetterTopic string, m Message, herr *HandlerError) *ProducerMessage {
+	orig := m.Headers()
+	hs := make([]Header, 0, len(orig)+5)
+	hs = append(hs, orig...)
+	hs = append(hs,
+		Header{Key: HeaderDLTTopic, Value: []byte(m.Topic())},
+		Header{Key: HeaderDLTPartition, Value: []byte(strconv.Itoa(int(m.Partition())))},
+		Header{Key: HeaderDLTOffset, Value: []byte(strconv.FormatInt(m.Offset(), 10))},
+		Header{Key: HeaderDLTError, Value: []byte(herr.Err.Error())},
+		Header{Key: HeaderDLTAttempts, Value: []byte(strconv.Itoa(herr.Attempts))},
+	)
+	return &ProducerMessage{Topic: deadLetterTopic, Key: m.Key(), Value: m.Value(), Headers: hs}
 }
 
 // deadLetter produces every message to the dead-letter topic, retrying
 // until it succeeds or ctx ends; it reports whether all were written.
 func (g *ConsumerGroup) deadLetter(ctx context.Context, msgs []*groupMessage, herr *HandlerError) bool {
 	for _, m := range msgs {
-		hs := append(m.Headers()[:len(m.Headers()):len(m.Headers())],
-			Header{Key: HeaderDLTTopic, Value: []byte(m.Topic())},
-			Header{Key: HeaderDLTPartition, Value: []byte(strconv.Itoa(int(m.Partition())))},
-			Header{Key: HeaderDLTOffset, Value: []byte(strconv.FormatInt(m.Offset(), 10))},
-			Header{Key: HeaderDLTError, Value: []byte(herr.Err.Error())},
-			Header{Key: HeaderDLTAttempts, Value: []byte(strconv.Itoa(herr.Attempts))},
-		)
+		rec := DeadLetterMessage(g.cfg.DeadLetterTopic, m, herr)
 		wait := g.cfg.HandlerRetryBackoff
 		for {
-			err := g.dlt.Send(m.ctx, &ProducerMessage{Topic: g.cfg.DeadLetterTopic, Key: m.Key(), Value: m.Value(), Headers: hs})
+			err := g.dlt.Send(m.ctx, rec)
 			if err == nil {
 				break
 			}
@@ -252,22 +249,11 @@ func (g *ConsumerGroup) deadLetter(ctx context.Context, msgs []*groupMessage, he
 				return false
 			}
 			g.log.Error("writing to dead-letter topic failed; retrying", "dead_letter_topic", g.cfg.DeadLetterTopic, "error", err)
-			if !sleepCtx(ctx, wait) {
+			if !handling.Sleep(ctx, wait) {
 				return false
 			}
 			wait = min(wait*2, DefaultMaxHandlerBackoff)
 		}
 	}
 	return true
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -115,7 +115,10 @@ type ProducerConfig struct {
 	Logger *slog.Logger
 }
 
-// withDefaults returns a copy with every zero field set to its default.
+// WithDefaults returns a copy of the config with every zero field set to its
+// documented default: the settings a producer built from it really uses.
+func (c ProducerConfig) WithDefaults() ProducerConfig { return c.withDefaults() }
+
 func (c ProducerConfig) withDefaults() ProducerConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
 	c.KafkaVersion = orDefault(c.KafkaVersion, DefaultKafkaVersion)

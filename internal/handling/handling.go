@@ -1,0 +1,82 @@
+// Package handling runs a user's message handler under kafkahub's failure
+// policy: panics become errors, failures are retried with exponential
+// backoff, and a cancelled context interrupts the retries. The kafka
+// package's consumer group and kafkatest's fake consumer share it, so the
+// fake behaves exactly like the real thing.
+package handling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+)
+
+// ErrPanic is wrapped by the error that stands for a recovered panic.
+var ErrPanic = errors.New("kafka: handler panicked")
+
+// Policy says how often and how patiently a failing handler is retried.
+type Policy struct {
+	Retries    int           // retries after the first attempt; 0: none
+	Backoff    time.Duration // wait before the first retry; doubles each time
+	MaxBackoff time.Duration // cap on the wait
+}
+
+// Result is the outcome of Run.
+type Result struct {
+	Attempts int
+	// Err is the last error, nil on success.
+	Err error
+	// Interrupted is true when ctx ended before the handler succeeded:
+	// the message must not be committed.
+	Interrupted bool
+}
+
+// Run calls call until it succeeds, the retries are spent, or ctx ends.
+// onRetry, if not nil, is told about each failure that will be retried.
+func (p Policy) Run(ctx context.Context, call func() error, onRetry func(attempt int, wait time.Duration, err error)) Result {
+	wait := p.Backoff
+	for attempt := 1; ; attempt++ {
+		err := Safely(call)
+		if err == nil {
+			return Result{Attempts: attempt}
+		}
+		if ctx.Err() != nil {
+			return Result{Attempts: attempt, Err: err, Interrupted: true}
+		}
+		if attempt > p.Retries {
+			return Result{Attempts: attempt, Err: err}
+		}
+		if onRetry != nil {
+			onRetry(attempt, wait, err)
+		}
+		if !Sleep(ctx, wait) {
+			return Result{Attempts: attempt, Err: err, Interrupted: true}
+		}
+		wait = min(wait*2, p.MaxBackoff)
+	}
+}
+
+// Safely calls call, turning a panic into an error wrapping ErrPanic with
+// the panic value and stack.
+func Safely(call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", ErrPanic, r, debug.Stack())
+		}
+	}()
+	return call()
+}
+
+// Sleep waits for d or until ctx ends; it reports whether d elapsed.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,52 @@
+package handling
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var errBoom = errors.New("boom")
+
+func TestRunRetriesThenGivesUp(t *testing.T) {
+	calls := 0
+	var waits []time.Duration
+	r := Policy{Retries: 3, Backoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond}.Run(context.Background(),
+		func() error { calls++; return errBoom },
+		func(_ int, w time.Duration, err error) { waits = append(waits, w); require.ErrorIs(t, err, errBoom) })
+	assert.Equal(t, 4, calls)
+	assert.Equal(t, Result{Attempts: 4, Err: errBoom}, r)
+	assert.Equal(t, []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}, waits)
+}
+
+func TestRunSucceedsAfterFailures(t *testing.T) {
+	calls := 0
+	r := Policy{Retries: 5, Backoff: time.Microsecond, MaxBackoff: time.Microsecond}.Run(context.Background(),
+		func() error {
+			if calls++; calls < 3 {
+				return errBoom
+			}
+			return nil
+		}, nil)
+	assert.Equal(t, Result{Attempts: 3}, r)
+}
+
+func TestRunPanicIsAnError(t *testing.T) {
+	r := Policy{}.Run(context.Background(), func() error { panic("bad") }, nil)
+	require.ErrorIs(t, r.Err, ErrPanic)
+	assert.Contains(t, r.Err.Error(), "bad")
+	assert.Equal(t, 1, r.Attempts)
+}
+
+func TestRunInterruptedByContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := Policy{Retries: 100, Backoff: time.Hour, MaxBackoff: time.Hour}.Run(ctx,
+		func() error { return errBoom },
+		func(int, time.Duration, error) { cancel() })
+	assert.True(t, r.Interrupted)
+	assert.Equal(t, 1, r.Attempts)
+}
