@@ -1,0 +1,312 @@
+package tcphub
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
+)
+
+// Defaults applied to zero-valued fields of Config. They are constants, so
+// no caller can change them for everyone.
+const (
+	DefaultAddr                  = ":7400"
+	DefaultReplyTopicPrefix      = "tcphub.reply."
+	DefaultPresenceTopic         = "tcphub.presence"
+	DefaultHandshakeTimeout      = 10 * time.Second
+	DefaultHeartbeat             = 30 * time.Second
+	DefaultWriteTimeout          = 10 * time.Second
+	DefaultMaxFrameSize          = wire.DefaultMaxFrameSize
+	DefaultMaxConnections        = 100_000
+	DefaultMaxInFlight           = 32
+	DefaultQueueSize             = 256
+	DefaultRateLimit             = 100.0
+	DefaultProduceTimeout        = 10 * time.Second
+	DefaultGoodbyeDelay          = 5 * time.Second
+	DefaultRetryAfter            = time.Second
+	DefaultAuthFailuresPerMinute = 10
+	DefaultShutdownTimeout       = 30 * time.Second
+)
+
+// ConnInfo describes a connection to the lifecycle hooks. DeviceID is empty
+// until the device has authenticated.
+type ConnInfo struct {
+	// ID is the connection id, the welcome's sid and the tcphub.conn header.
+	ID string
+	// DeviceID is the authenticated device id.
+	DeviceID string
+	// RemoteAddr is the peer's address.
+	RemoteAddr string
+	// Client is the hello's cli field, for logs.
+	Client string
+	// ConnectedAt is when the connection was accepted.
+	ConnectedAt time.Time
+}
+
+// Config configures a Server. BrokerAddrs, RequestTopic and Authenticator
+// are required; every other field has the documented default when left zero.
+// NewServer copies the config.
+type Config struct {
+	// BrokerAddrs are the Kafka bootstrap brokers, host:port. Required.
+	BrokerAddrs []string
+	// RequestTopic receives one record per device request. Required.
+	RequestTopic string
+	// Routes maps a request's route (the frame's to field) to a topic.
+	// Requests naming a route not in the map are refused with not_found.
+	// Nil: only the default route (RequestTopic).
+	Routes map[string]string
+	// KafkaVersion is the Kafka protocol version. Default "3.6.0".
+	KafkaVersion string
+	// ClientID identifies the gateway to the brokers. Default
+	// "tcphub-" + InstanceID.
+	ClientID string
+	// Security sets TLS and SASL towards Kafka. Nil: plaintext.
+	Security *kafka.SecurityConfig
+
+	// InstanceID names this gateway instance; it must be unique among the
+	// running instances and is part of the reply topic's name, so only
+	// letters, digits, '.', '_' and '-'. Default: "gw-" and 12 random hex
+	// digits (a new reply topic per start).
+	InstanceID string
+	// ReplyTopicPrefix + InstanceID is this instance's reply topic, created
+	// at start if missing. Default "tcphub.reply.".
+	ReplyTopicPrefix string
+	// PresenceTopic is the compacted topic where the gateway publishes which
+	// instance holds each device. Default "tcphub.presence".
+	PresenceTopic string
+	// DisablePresence turns presence publishing off (Pusher then finds no
+	// device).
+	DisablePresence bool
+	// ReplicationFactor of the topics the gateway creates. Default: 3, or
+	// the number of brokers when there are fewer.
+	ReplicationFactor int16
+	// ProduceTimeout bounds the wait for Kafka's acknowledgement of a
+	// request, counted from its arrival; past it the device gets
+	// unavailable. Default 10 s.
+	ProduceTimeout time.Duration
+
+	// Addr is the listen address of ListenAndServe. Default ":7400".
+	Addr string
+	// TLSConfig, when set, makes the gateway speak TLS. Set ClientAuth
+	// (tls.RequireAndVerifyClientCert and ClientCAs) for mutual TLS; the
+	// Authenticator then sees the client's certificates.
+	TLSConfig *tls.Config
+	// Authenticator checks each hello. Required: use HMACAuthenticator,
+	// ClientCertAuthenticator, or AllowAll for tests.
+	Authenticator Authenticator
+	// AuthFailuresPerMinute is how many failed authentications one remote
+	// IP may have per minute (a token bucket of that size); beyond it its
+	// hellos are refused without being checked. Default 10; negative: no
+	// limit.
+	AuthFailuresPerMinute int
+
+	// HandshakeTimeout bounds the time from accept (including TLS) to a
+	// valid, authenticated hello. Default 10 s.
+	HandshakeTimeout time.Duration
+	// Heartbeat is the hb_ms announced in the welcome: devices send a frame
+	// at least this often, and a connection silent for twice as long is
+	// closed. Default 30 s.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write to a socket; a device that does not
+	// read for that long is disconnected. Default 10 s.
+	WriteTimeout time.Duration
+	// MaxFrameSize is the largest envelope accepted, announced in the
+	// welcome as max_frame. Default 1 MiB.
+	MaxFrameSize int
+	// MaxConnections is the most open connections; beyond it a new
+	// connection gets an error frame (unavailable, after_ms) and is closed.
+	// Default 100,000.
+	MaxConnections int
+	// MaxInFlight is how many requests a device may have without ack or
+	// error (max_inflight); more get too_many_in_flight. Default 32.
+	MaxInFlight int
+	// QueueSize bounds the frames waiting to be written to one socket;
+	// when it is full the device is a slow consumer and is disconnected.
+	// Default 256.
+	QueueSize int
+	// RateLimit is the sustained requests per second allowed to one
+	// connection (a token bucket); excess requests get rate_limited.
+	// Default 100; negative: no limit.
+	RateLimit float64
+	// RateBurst is the token bucket's size. Default: RateLimit rounded up,
+	// at least 1.
+	RateBurst int
+	// RetryAfter is the after_ms suggested with unavailable errors.
+	// Default 1 s.
+	RetryAfter time.Duration
+	// GoodbyeDelay is the after_ms of the goodbye sent on Shutdown: how long
+	// devices should wait before reconnecting. Default 5 s.
+	GoodbyeDelay time.Duration
+	// ShutdownTimeout bounds the graceful shutdown Serve performs when its
+	// context is cancelled. Default 30 s.
+	ShutdownTimeout time.Duration
+
+	// OnConnect is called when a connection is accepted, OnAuthenticated
+	// when its device is welcomed, and OnDisconnect once it is closed, with
+	// the reason (never nil). They run on the connection's goroutine: they
+	// must be quick and must not block.
+	OnConnect       func(ConnInfo)
+	OnAuthenticated func(ConnInfo)
+	OnDisconnect    func(ConnInfo, error)
+
+	// Logger receives the server's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// ConfigError describes one invalid Config field. It matches
+// kafka.ErrInvalidConfig with errors.Is.
+type ConfigError = kafka.ConfigError
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+func configErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first invalid field as a *ConfigError, which matches
+// kafka.ErrInvalidConfig. Zero fields are valid: they take their defaults.
+func (c *Config) Validate() error {
+	if len(c.BrokerAddrs) == 0 {
+		return configErr("BrokerAddrs", "at least one broker address is required")
+	}
+	for i, a := range c.BrokerAddrs {
+		if a == "" {
+			return configErr("BrokerAddrs", "address %d is empty", i)
+		}
+	}
+	if c.RequestTopic == "" {
+		return configErr("RequestTopic", "required")
+	}
+	if !validTopic(c.RequestTopic) {
+		return configErr("RequestTopic", "%q is not a valid topic name", c.RequestTopic)
+	}
+	for route, topic := range c.Routes {
+		if route == "" || len(route) > wire.MaxIDLen {
+			return configErr("Routes", "route %q must be 1 to %d bytes", route, wire.MaxIDLen)
+		}
+		if !validTopic(topic) {
+			return configErr("Routes", "route %q: %q is not a valid topic name", route, topic)
+		}
+	}
+	if c.InstanceID != "" && (!topicName.MatchString(c.InstanceID) || len(c.InstanceID) > wire.MaxIDLen) {
+		return configErr("InstanceID", "%q: use 1 to %d letters, digits, '.', '_' or '-'", c.InstanceID, wire.MaxIDLen)
+	}
+	if c.ReplyTopicPrefix != "" && !topicName.MatchString(c.ReplyTopicPrefix) {
+		return configErr("ReplyTopicPrefix", "%q: use letters, digits, '.', '_' or '-'", c.ReplyTopicPrefix)
+	}
+	if c.PresenceTopic != "" && !validTopic(c.PresenceTopic) {
+		return configErr("PresenceTopic", "%q is not a valid topic name", c.PresenceTopic)
+	}
+	if c.Authenticator == nil {
+		return configErr("Authenticator", "required (HMACAuthenticator, ClientCertAuthenticator, or AllowAll for tests)")
+	}
+	if err := c.Security.Validate(); err != nil {
+		return err
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"ProduceTimeout", c.ProduceTimeout}, {"HandshakeTimeout", c.HandshakeTimeout},
+		{"Heartbeat", c.Heartbeat}, {"WriteTimeout", c.WriteTimeout}, {"RetryAfter", c.RetryAfter},
+		{"GoodbyeDelay", c.GoodbyeDelay}, {"ShutdownTimeout", c.ShutdownTimeout},
+	}
+	for _, d := range durations {
+		if d.d < 0 {
+			return configErr(d.name, "must not be negative, got %v", d.d)
+		}
+	}
+	if c.Heartbeat > 0 && c.Heartbeat < time.Millisecond {
+		return configErr("Heartbeat", "must be at least 1ms, got %v", c.Heartbeat)
+	}
+	ints := []struct {
+		name string
+		n    int
+	}{
+		{"MaxFrameSize", c.MaxFrameSize}, {"MaxConnections", c.MaxConnections},
+		{"MaxInFlight", c.MaxInFlight}, {"QueueSize", c.QueueSize}, {"RateBurst", c.RateBurst},
+	}
+	for _, x := range ints {
+		if x.n < 0 {
+			return configErr(x.name, "must not be negative, got %d", x.n)
+		}
+	}
+	if c.MaxFrameSize > 1<<31-1 {
+		return configErr("MaxFrameSize", "must fit in 31 bits, got %d", c.MaxFrameSize)
+	}
+	if c.ReplicationFactor < 0 {
+		return configErr("ReplicationFactor", "must not be negative, got %d", c.ReplicationFactor)
+	}
+	return nil
+}
+
+func validTopic(s string) bool {
+	return len(s) <= 249 && topicName.MatchString(s) && s != "." && s != ".."
+}
+
+// withDefaults returns a copy of c with defaults applied. The copy shares no
+// mutable state with c.
+func (c Config) withDefaults() Config {
+	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
+	if c.Routes != nil {
+		routes := make(map[string]string, len(c.Routes))
+		for k, v := range c.Routes {
+			routes[k] = v
+		}
+		c.Routes = routes
+	}
+	if c.KafkaVersion == "" {
+		c.KafkaVersion = kafka.DefaultKafkaVersion
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = "gw-" + randomHex(6)
+	}
+	if c.ClientID == "" {
+		c.ClientID = "tcphub-" + c.InstanceID
+	}
+	if c.ReplyTopicPrefix == "" {
+		c.ReplyTopicPrefix = DefaultReplyTopicPrefix
+	}
+	if c.PresenceTopic == "" {
+		c.PresenceTopic = DefaultPresenceTopic
+	}
+	c.ProduceTimeout = orDefault(c.ProduceTimeout, DefaultProduceTimeout)
+	c.Addr = orDefault(c.Addr, DefaultAddr)
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = DefaultAuthFailuresPerMinute
+	}
+	c.HandshakeTimeout = orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout)
+	c.Heartbeat = orDefault(c.Heartbeat, DefaultHeartbeat)
+	c.WriteTimeout = orDefault(c.WriteTimeout, DefaultWriteTimeout)
+	c.MaxFrameSize = orDefault(c.MaxFrameSize, DefaultMaxFrameSize)
+	c.MaxConnections = orDefault(c.MaxConnections, DefaultMaxConnections)
+	c.MaxInFlight = orDefault(c.MaxInFlight, DefaultMaxInFlight)
+	c.QueueSize = orDefault(c.QueueSize, DefaultQueueSize)
+	c.RateLimit = orDefault(c.RateLimit, DefaultRateLimit)
+	if c.RateBurst == 0 {
+		c.RateBurst = max(1, int(c.RateLimit+0.999999))
+	}
+	c.RetryAfter = orDefault(c.RetryAfter, DefaultRetryAfter)
+	c.GoodbyeDelay = orDefault(c.GoodbyeDelay, DefaultGoodbyeDelay)
+	c.ShutdownTimeout = orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// ReplyTopic returns the reply topic of the instance: ReplyTopicPrefix +
+// InstanceID.
+func (c *Config) replyTopic() string { return c.ReplyTopicPrefix + c.InstanceID }
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

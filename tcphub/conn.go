@@ -1,0 +1,782 @@
+package tcphub
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
+)
+
+// Reasons a connection ends, passed to OnDisconnect (wrapped or as is).
+var (
+	// ErrHeartbeatTimeout: nothing was received for twice the heartbeat.
+	ErrHeartbeatTimeout = errors.New("tcphub: heartbeat timeout")
+	// ErrHandshakeTimeout: no valid hello within the handshake deadline.
+	ErrHandshakeTimeout = errors.New("tcphub: handshake timeout")
+	// ErrReplaced: a newer connection of the same device replaced this one.
+	ErrReplaced = errors.New("tcphub: replaced by a newer connection of the device")
+	// ErrTooManyConnections: the server was at MaxConnections.
+	ErrTooManyConnections = errors.New("tcphub: too many connections")
+	// ErrProtocol wraps the wire error of a frame the device got wrong.
+	ErrProtocol = errors.New("tcphub: protocol error")
+)
+
+const (
+	// closeLinger is how long a connection that was sent its last frame
+	// stays half-open for the device to read it and close, so that closing
+	// with unread input (a TCP reset) does not destroy that frame.
+	closeLinger = 2 * time.Second
+	// slowWriteGrace bounds the attempt to tell a slow consumer why it is
+	// being disconnected.
+	slowWriteGrace = time.Second
+	// readBufSize is the size of the pooled read buffers (the minimum
+	// wire.NewReader uses as is).
+	readBufSize = 4096
+)
+
+// readBufs holds read buffers between bursts of frames: an idle connection
+// waits in Read with only its 4-byte header array, and borrows a buffer
+// only while frames are arriving.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
+
+// Outgoing queue states.
+const (
+	qOpen   uint8 = iota // frames accepted
+	qFlush               // no more frames; the writer writes what is queued, then half-closes
+	qClosed              // hard closed
+)
+
+// conn is one device connection. Its reader goroutine (serve) owns the
+// handshake, the read loop and the teardown; its writer goroutine
+// (writeLoop) owns every write after accept. Other goroutines only call
+// enqueue, fatal, flushClose and abort, which never block.
+type conn struct {
+	srv      *Server
+	nc       net.Conn
+	id       string
+	remote   string
+	accepted time.Time
+
+	// device and client are set by the reader before the connection is
+	// registered and never change after.
+	device string
+	client string
+
+	wake chan struct{} // capacity 1: the queue or its state changed
+	wwg  sync.WaitGroup
+
+	qmu       sync.Mutex
+	queue     [][]byte // encoded frames; nil when empty
+	qstate    uint8
+	slow      bool
+	sessionUp bool // welcome queued
+	reason    error
+	linger    *time.Timer
+
+	rmu        sync.Mutex
+	reqs       []*request // accepted, waiting for the submitter
+	inflight   int        // queued + being written to Kafka
+	submitting bool
+
+	// Reader-only state.
+	authed     bool
+	tokens     float64
+	tokensAt   time.Time
+	deadlineAt time.Time
+	hdr        [4]byte
+	pre        prefixReader
+}
+
+// request is a device request on its way to Kafka.
+type request struct {
+	id      string
+	topic   string
+	route   string
+	ct      string
+	payload []byte
+	arrived time.Time
+}
+
+// prefixReader yields the bytes read while the connection was idle, then
+// reads the connection.
+type prefixReader struct {
+	buf []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{
+		srv:      s,
+		nc:       nc,
+		id:       "c-" + randomHex(8),
+		remote:   nc.RemoteAddr().String(),
+		accepted: time.Now(),
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+func (c *conn) info() ConnInfo {
+	return ConnInfo{ID: c.id, DeviceID: c.device, RemoteAddr: c.remote, Client: c.client, ConnectedAt: c.accepted}
+}
+
+func (c *conn) logger() *slog.Logger {
+	l := c.srv.log.With("conn", c.id, "remote", c.remote)
+	if c.device != "" {
+		l = l.With("device", c.device)
+	}
+	return l
+}
+
+// serve runs the connection to its end on the accepting goroutine's behalf.
+func (c *conn) serve() {
+	c.wwg.Add(1)
+	go c.writeLoop()
+	err := c.run()
+	c.finish(err)
+}
+
+func (c *conn) run() error {
+	s := c.srv
+	if s.open.Add(1) > int64(s.cfg.MaxConnections) {
+		s.m.refused.WithLabelValues("max_connections").Inc()
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			_ = c.nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+			if tc.Handshake() != nil {
+				return ErrTooManyConnections
+			}
+		}
+		c.fatal("", wire.CodeUnavailable, "too many connections", s.cfg.GoodbyeDelay)
+		return ErrTooManyConnections
+	}
+	if s.cfg.OnConnect != nil {
+		s.cfg.OnConnect(c.info())
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = c.nc.SetReadDeadline(c.accepted.Add(s.cfg.HandshakeTimeout))
+		ctx, cancel := context.WithDeadline(s.baseCtx, c.accepted.Add(s.cfg.HandshakeTimeout))
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			s.m.refused.WithLabelValues("tls_handshake").Inc()
+			return fmt.Errorf("tcphub: TLS handshake: %w", err)
+		}
+	}
+	return c.readLoop()
+}
+
+// readLoop reads frames until an error. While idle it holds no read
+// buffer: it waits in Read with the 4-byte header array and borrows a
+// pooled buffer for the burst of frames that follows.
+func (c *conn) readLoop() error {
+	for {
+		c.setReadDeadline(true)
+		n, err := c.nc.Read(c.hdr[:])
+		if n == 0 {
+			if err == nil {
+				continue
+			}
+			return c.readError(err)
+		}
+		if err := c.readBurst(n); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *conn) readBurst(n int) error {
+	br := readBufs.Get().(*bufio.Reader)
+	c.pre = prefixReader{buf: c.hdr[:n], r: c.nc}
+	br.Reset(&c.pre)
+	defer func() {
+		br.Reset(nil)
+		readBufs.Put(br)
+		c.pre = prefixReader{}
+	}()
+	fr := wire.NewReader(br, c.srv.cfg.MaxFrameSize)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return c.readError(err)
+		}
+		c.srv.m.frameIn(f.Type)
+		if err := c.handle(&f); err != nil {
+			return err
+		}
+		if br.Buffered() == 0 {
+			return nil
+		}
+		c.setReadDeadline(false)
+	}
+}
+
+// setReadDeadline arms the read deadline: the handshake deadline before the
+// welcome, twice the heartbeat after it. Within a burst (force false) it is
+// re-armed only when a quarter of the idle timeout has passed, to keep the
+// timer work per frame low.
+func (c *conn) setReadDeadline(force bool) {
+	if !c.authed {
+		if force {
+			_ = c.nc.SetReadDeadline(c.accepted.Add(c.srv.cfg.HandshakeTimeout))
+		}
+		return
+	}
+	idle := 2 * c.srv.cfg.Heartbeat
+	now := time.Now()
+	if !force && now.Sub(c.deadlineAt) < idle/4 {
+		return
+	}
+	c.deadlineAt = now
+	c.qmu.Lock()
+	open := c.qstate == qOpen
+	c.qmu.Unlock()
+	if open { // once closing, the linger deadline stands
+		_ = c.nc.SetReadDeadline(now.Add(idle))
+	}
+}
+
+// readError turns a read error into the connection's end, telling the
+// device when it is at fault.
+func (c *conn) readError(err error) error {
+	if code := wire.CodeOf(err); code != "" {
+		msg := err.Error()
+		if code == wire.CodeBadVersion {
+			msg = "supported versions: " + strconv.Itoa(wire.Version)
+		}
+		c.fatal("", code, msg, 0)
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if !c.authed {
+			c.fatal("", wire.CodeHandshakeTimeout, "no valid hello within "+c.srv.cfg.HandshakeTimeout.String(), 0)
+			return ErrHandshakeTimeout
+		}
+		c.qmu.Lock()
+		closing := c.qstate != qOpen
+		c.qmu.Unlock()
+		if !closing {
+			return ErrHeartbeatTimeout
+		}
+	}
+	return err
+}
+
+// handle processes one decoded frame. A non-nil error ends the connection.
+func (c *conn) handle(f *wire.Frame) error {
+	if err := f.Validate(); err != nil {
+		c.fatal("", wire.CodeOf(err), err.Error(), 0)
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if !f.Type.FromDevice() {
+		return c.protocolError("t: %s is not a frame devices send", f.Type)
+	}
+	if !c.authed {
+		if f.Type != wire.TypeHello {
+			return c.protocolError("t: expected hello, got %s", f.Type)
+		}
+		return c.onHello(f)
+	}
+	switch f.Type {
+	case wire.TypeHello:
+		return c.protocolError("t: hello after welcome")
+	case wire.TypeRequest:
+		c.onRequest(f)
+	case wire.TypePing:
+		c.send(wire.Frame{Type: wire.TypePong, ID: f.ID})
+	case wire.TypePong:
+		// A sign of life; the read deadline was re-armed.
+	case wire.TypeError:
+		c.logger().Info("device reported an error", "code", f.Code, "msg", f.Message)
+	}
+	return nil
+}
+
+func (c *conn) protocolError(format string, args ...any) error {
+	err := fmt.Errorf("%w: %s", wire.ErrInvalidFrame, fmt.Sprintf(format, args...))
+	c.fatal("", wire.CodeBadFrame, err.Error(), 0)
+	return fmt.Errorf("%w: %w", ErrProtocol, err)
+}
+
+func (c *conn) onHello(f *wire.Frame) error {
+	s := c.srv
+	ip := remoteIP(c.nc.RemoteAddr())
+	if !s.authLimit.allowed(ip) {
+		s.m.authFailures.WithLabelValues("ip_rate_limited").Inc()
+		c.fatal("", wire.CodeUnauthenticated, "too many failed authentications from this address", time.Minute)
+		return fmt.Errorf("%w: too many failed authentications from %s", ErrUnauthenticated, ip)
+	}
+	var tlsState *tls.ConnectionState
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		tlsState = &st
+	}
+	ctx, cancel := context.WithDeadline(s.baseCtx, c.accepted.Add(s.cfg.HandshakeTimeout))
+	id, err := c.authenticate(ctx, AuthRequest{DeviceID: f.Device, Token: f.Token, Client: f.Client, RemoteAddr: c.nc.RemoteAddr(), TLS: tlsState})
+	cancel()
+	if err == nil && id.DeviceID != "" {
+		err = checkDeviceID(id.DeviceID)
+	}
+	if err != nil {
+		s.authLimit.failed(ip)
+		reason := "rejected"
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = "timeout"
+		}
+		s.m.authFailures.WithLabelValues(reason).Inc()
+		c.logger().Info("authentication failed", "device", f.Device, "error", err)
+		c.fatal("", wire.CodeUnauthenticated, authMessage(err), 0)
+		if !errors.Is(err, ErrUnauthenticated) {
+			err = fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		}
+		return err
+	}
+	c.device = id.DeviceID
+	if c.device == "" {
+		c.device = f.Device
+	}
+	c.client = f.Client
+
+	welcome := encode(wire.Frame{
+		Type: wire.TypeWelcome, Session: c.id,
+		HeartbeatMS: int(s.cfg.Heartbeat / time.Millisecond), MaxFrame: s.cfg.MaxFrameSize, MaxInFlight: s.cfg.MaxInFlight,
+	})
+	c.qmu.Lock()
+	if c.qstate != qOpen {
+		c.qmu.Unlock()
+		return ErrServerClosed
+	}
+	if s.draining.Load() {
+		c.qmu.Unlock()
+		c.goodbyeAndClose()
+		return ErrServerClosed
+	}
+	c.queue = append(c.queue, welcome)
+	c.sessionUp = true
+	c.qmu.Unlock()
+	c.signal()
+	s.m.frameOut(wire.TypeWelcome)
+
+	c.authed = true
+	c.tokens = float64(s.cfg.RateBurst)
+	c.tokensAt = time.Now()
+	if old := s.reg.register(c); old != nil {
+		old.fatal("", wire.CodeDuplicate, "replaced by a newer connection of the same device", 0)
+		old.setReason(ErrReplaced)
+	}
+	s.m.sessions.Inc()
+	s.presence.publish(c, true)
+	if s.cfg.OnAuthenticated != nil {
+		s.cfg.OnAuthenticated(c.info())
+	}
+	return nil
+}
+
+// authenticate calls the Authenticator, turning a panic into an error.
+func (c *conn) authenticate(ctx context.Context, req AuthRequest) (id Identity, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("tcphub: Authenticator panicked: %v", r)
+		}
+	}()
+	return c.srv.cfg.Authenticator.Authenticate(ctx, req)
+}
+
+func (c *conn) onRequest(f *wire.Frame) {
+	s := c.srv
+	topic := s.cfg.RequestTopic
+	if f.Route != "" {
+		t, ok := s.cfg.Routes[f.Route]
+		if !ok {
+			c.sendError(f.ID, wire.CodeNotFound, "unknown route "+f.Route, 0)
+			return
+		}
+		topic = t
+	}
+	c.rmu.Lock()
+	busy := c.inflight >= s.cfg.MaxInFlight
+	c.rmu.Unlock()
+	if busy {
+		c.sendError(f.ID, wire.CodeTooManyInFlight, "max_inflight is "+strconv.Itoa(s.cfg.MaxInFlight), 0)
+		return
+	}
+	if wait, ok := c.takeToken(); !ok {
+		c.sendError(f.ID, wire.CodeRateLimited, "over "+strconv.FormatFloat(s.cfg.RateLimit, 'f', -1, 64)+" requests/s", wait)
+		return
+	}
+	if !s.requests.enter() {
+		c.sendError(f.ID, wire.CodeUnavailable, "server shutting down", s.cfg.GoodbyeDelay)
+		return
+	}
+	ct := f.ContentType
+	if ct == "" {
+		ct = ContentTypeJSON
+		if f.Binary {
+			ct = ContentTypeBinary
+		}
+	}
+	r := &request{id: f.ID, topic: topic, route: f.Route, ct: ct, payload: f.Payload, arrived: time.Now()}
+	c.rmu.Lock()
+	c.reqs = append(c.reqs, r)
+	c.inflight++
+	start := !c.submitting
+	c.submitting = true
+	c.rmu.Unlock()
+	if start {
+		s.submitWG.Add(1)
+		go c.submitLoop()
+	}
+}
+
+// takeToken applies the per-connection rate limit. When refused it returns
+// how long until a token is available.
+func (c *conn) takeToken() (time.Duration, bool) {
+	rate := c.srv.cfg.RateLimit
+	if rate < 0 {
+		return 0, true
+	}
+	now := time.Now()
+	c.tokens = min(float64(c.srv.cfg.RateBurst), c.tokens+now.Sub(c.tokensAt).Seconds()*rate)
+	c.tokensAt = now
+	if c.tokens >= 1 {
+		c.tokens--
+		return 0, true
+	}
+	return max(time.Millisecond, time.Duration((1-c.tokens)/rate*float64(time.Second))), false
+}
+
+// submitLoop writes the connection's requests to Kafka one after another,
+// in arrival order, so that one device's records keep their order in the
+// partition its key selects. It runs only while requests are waiting.
+func (c *conn) submitLoop() {
+	defer c.srv.submitWG.Done()
+	for {
+		c.rmu.Lock()
+		if len(c.reqs) == 0 {
+			c.reqs = nil
+			c.submitting = false
+			c.rmu.Unlock()
+			return
+		}
+		r := c.reqs[0]
+		c.reqs[0] = nil
+		c.reqs = c.reqs[1:]
+		c.rmu.Unlock()
+
+		c.submit(r)
+
+		c.rmu.Lock()
+		c.inflight--
+		c.rmu.Unlock()
+		c.srv.requests.leave()
+	}
+}
+
+func (c *conn) submit(r *request) {
+	s := c.srv
+	c.qmu.Lock()
+	open := c.qstate == qOpen
+	c.qmu.Unlock()
+	if !open {
+		// Nobody can be told about it: the device resends it after
+		// reconnecting, so do not write it now.
+		return
+	}
+	headers := make([]kafka.Header, 0, 9)
+	headers = append(headers,
+		kafka.Header{Key: HeaderDevice, Value: []byte(c.device)},
+		kafka.Header{Key: HeaderConn, Value: []byte(c.id)},
+		kafka.Header{Key: HeaderRequest, Value: []byte(r.id)},
+		kafka.Header{Key: HeaderInstance, Value: []byte(s.cfg.InstanceID)},
+		kafka.Header{Key: HeaderReplyTo, Value: []byte(s.replyTopic)},
+		kafka.Header{Key: HeaderContentType, Value: []byte(r.ct)},
+		kafka.Header{Key: HeaderTraceID, Value: []byte(randomHex(8))},
+	)
+	if r.route != "" {
+		headers = append(headers, kafka.Header{Key: HeaderRoute, Value: []byte(r.route)})
+	}
+	ctx, cancel := context.WithDeadline(s.baseCtx, r.arrived.Add(s.cfg.ProduceTimeout))
+	err := s.producer.Send(ctx, &kafka.ProducerMessage{Topic: r.topic, Key: []byte(c.device), Value: r.payload, Headers: headers})
+	cancel()
+	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
+	if err != nil {
+		c.logger().Warn("request not written to Kafka", "request", r.id, "topic", r.topic, "error", err)
+		c.sendError(r.id, wire.CodeUnavailable, "not written to Kafka", s.cfg.RetryAfter)
+		return
+	}
+	if c.send(wire.Frame{Type: wire.TypeAck, ID: r.id}) == nil {
+		s.m.acks.Inc()
+	}
+}
+
+// send queues a frame built by the server itself.
+func (c *conn) send(f wire.Frame) error {
+	return c.enqueue(encode(f), f.Type)
+}
+
+func (c *conn) sendError(id string, code wire.Code, msg string, after time.Duration) {
+	f := wire.Frame{Type: wire.TypeError, ID: id, Code: code, Message: safeMsg(msg), AfterMS: durationMS(after)}
+	if c.enqueue(encode(f), wire.TypeError) == nil {
+		c.srv.m.errors.WithLabelValues(string(code)).Inc()
+	}
+}
+
+// enqueue adds an encoded frame to the outgoing queue without ever
+// blocking. When the queue is full the device is not reading: it is sent
+// slow_consumer (best effort) and disconnected, and the frame is dropped.
+func (c *conn) enqueue(b []byte, t wire.Type) error {
+	s := c.srv
+	c.qmu.Lock()
+	if c.qstate != qOpen {
+		c.qmu.Unlock()
+		return ErrNotConnected
+	}
+	if len(c.queue) >= s.cfg.QueueSize {
+		dropped := len(c.queue) + 1
+		clear(c.queue)
+		c.queue = append(c.queue[:0], slowConsumerFrame)
+		c.qstate = qFlush
+		c.slow = true
+		if c.reason == nil {
+			c.reason = ErrSlowConsumer
+		}
+		c.qmu.Unlock()
+		// Cut short a write the device is stalling, so the writer gets to
+		// the slow_consumer frame or gives up quickly.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(slowWriteGrace))
+		c.signal()
+		s.m.queueDrops.Add(float64(dropped))
+		s.m.slowDisconnects.Inc()
+		s.m.errors.WithLabelValues(string(wire.CodeSlowConsumer)).Inc()
+		c.logger().Warn("slow consumer disconnected", "dropped_frames", dropped)
+		return ErrSlowConsumer
+	}
+	c.queue = append(c.queue, b)
+	c.qmu.Unlock()
+	c.signal()
+	s.m.frameOut(t)
+	return nil
+}
+
+var slowConsumerFrame = encode(wire.Frame{Type: wire.TypeError, Code: wire.CodeSlowConsumer, Message: "outgoing queue full"})
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fatal queues an error frame as the connection's last frame: the writer
+// writes what is queued, then closes.
+func (c *conn) fatal(id string, code wire.Code, msg string, after time.Duration) {
+	b := encode(wire.Frame{Type: wire.TypeError, ID: id, Code: code, Message: safeMsg(msg), AfterMS: durationMS(after)})
+	c.qmu.Lock()
+	if c.qstate != qOpen {
+		c.qmu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, b)
+	c.qstate = qFlush
+	c.qmu.Unlock()
+	c.signal()
+	c.srv.m.frameOut(wire.TypeError)
+	c.srv.m.errors.WithLabelValues(string(code)).Inc()
+}
+
+// goodbye queues a goodbye frame if the device has been welcomed; the
+// connection stays open for the acks still owed.
+func (c *conn) goodbye() {
+	b := encode(wire.Frame{Type: wire.TypeGoodbye, Message: "draining", AfterMS: durationMS(c.srv.cfg.GoodbyeDelay)})
+	c.qmu.Lock()
+	if c.qstate != qOpen || !c.sessionUp {
+		c.qmu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, b)
+	c.qmu.Unlock()
+	c.signal()
+	c.srv.m.frameOut(wire.TypeGoodbye)
+}
+
+// goodbyeAndClose answers a hello that arrives while draining.
+func (c *conn) goodbyeAndClose() {
+	b := encode(wire.Frame{Type: wire.TypeGoodbye, Message: "draining", AfterMS: durationMS(c.srv.cfg.GoodbyeDelay)})
+	c.qmu.Lock()
+	if c.qstate == qOpen {
+		c.queue = append(c.queue, b)
+		c.qstate = qFlush
+	}
+	c.qmu.Unlock()
+	c.signal()
+	c.srv.m.frameOut(wire.TypeGoodbye)
+}
+
+// flushClose stops accepting frames; the writer writes what is queued and
+// closes.
+func (c *conn) flushClose() {
+	c.qmu.Lock()
+	if c.qstate == qOpen {
+		c.qstate = qFlush
+	}
+	c.qmu.Unlock()
+	c.signal()
+}
+
+// abort closes the socket at once.
+func (c *conn) abort() {
+	c.qmu.Lock()
+	c.qstate = qClosed
+	clear(c.queue)
+	c.queue = nil
+	if c.linger != nil {
+		c.linger.Stop()
+	}
+	c.qmu.Unlock()
+	_ = c.nc.Close()
+	c.signal()
+}
+
+func (c *conn) setReason(err error) {
+	c.qmu.Lock()
+	if c.reason == nil {
+		c.reason = err
+	}
+	c.qmu.Unlock()
+}
+
+// writeLoop writes queued frames, a batch per system call, each write
+// bounded by WriteTimeout.
+func (c *conn) writeLoop() {
+	defer c.wwg.Done()
+	var batch [][]byte
+	for range c.wake {
+		c.qmu.Lock()
+		batch, c.queue = c.queue, batch
+		st, slow := c.qstate, c.slow
+		c.qmu.Unlock()
+		if st == qClosed {
+			return
+		}
+		if len(batch) > 0 {
+			timeout := c.srv.cfg.WriteTimeout
+			if slow {
+				timeout = slowWriteGrace
+			}
+			_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+			bufs := net.Buffers(batch)
+			_, err := bufs.WriteTo(c.nc)
+			clear(batch)
+			batch = batch[:0]
+			if cap(batch) > 32 {
+				batch = nil // do not pin a burst's slice to an idle connection
+			}
+			if err != nil {
+				c.setReason(fmt.Errorf("tcphub: write: %w", err))
+				c.abort()
+				return
+			}
+		}
+		if st == qFlush {
+			c.halfClose()
+			return
+		}
+	}
+}
+
+// halfClose ends the write side after the last frame, and closes the whole
+// connection after closeLinger unless the device closes first.
+func (c *conn) halfClose() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := c.nc.(closeWriter); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	c.qmu.Lock()
+	if c.qstate != qClosed {
+		c.linger = time.AfterFunc(closeLinger, func() { _ = c.nc.Close() })
+	}
+	c.qmu.Unlock()
+}
+
+// finish tears the connection down once its reader has stopped.
+func (c *conn) finish(err error) {
+	s := c.srv
+	c.setReason(err)
+	c.qmu.Lock()
+	flushing := c.qstate == qFlush
+	c.qmu.Unlock()
+	if flushing {
+		// The device may still be reading our last frames: keep reading
+		// (and discarding) until it closes, the writer gives up, or the
+		// linger ends, so the close does not reset them away.
+		_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.WriteTimeout + closeLinger))
+		_, _ = io.Copy(io.Discard, c.nc)
+	}
+	c.abort()
+	c.wwg.Wait()
+
+	c.qmu.Lock()
+	reason := c.reason
+	c.qmu.Unlock()
+	current := s.reg.remove(c)
+	if c.authed {
+		s.m.sessions.Dec()
+		if current {
+			s.presence.publish(c, false)
+		}
+		if s.cfg.OnDisconnect != nil {
+			s.cfg.OnDisconnect(c.info(), reason)
+		}
+		c.logger().Debug("device disconnected", "reason", reason)
+	} else if s.cfg.OnDisconnect != nil && !errors.Is(reason, ErrTooManyConnections) {
+		s.cfg.OnDisconnect(c.info(), reason)
+	}
+	s.open.Add(-1)
+	s.m.connections.Dec()
+}
+
+func encode(f wire.Frame) []byte {
+	b, err := wire.AppendFrame(make([]byte, 0, 64), f)
+	if err != nil {
+		// Only server-built frames come here; they always encode.
+		panic(fmt.Sprintf("tcphub: encoding %s frame: %v", f.Type, err))
+	}
+	return b
+}
+
+func durationMS(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(min(max(d/time.Millisecond, 1), 1<<31-1))
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
