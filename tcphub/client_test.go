@@ -145,7 +145,7 @@ func TestClientResendsAfterConnectionLoss(t *testing.T) {
 	_, err = c.Request(testCtx(t, 10*time.Second), []byte(`{}`)) // warm up the producer
 	require.NoError(t, err)
 
-	release := holdProduce(t, cluster, topic)
+	release, held := holdProduce(t, cluster, topic)
 	result := make(chan error, 1)
 	var call *tcphub.Call
 	go func() {
@@ -153,7 +153,11 @@ func TestClientResendsAfterConnectionLoss(t *testing.T) {
 		call, err = c.Request(testCtx(t, 30*time.Second), []byte(`{"important":true}`), tcphub.WithRequestID("r-keep"))
 		result <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // the request is held by Kafka
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach Kafka")
+	}
 	require.NoError(t, gw.SendToConn(context.Background(), first, nil))
 	// Drop the connection from the server side by replacing it.
 	raw := dialRaw(t, gw.addr)

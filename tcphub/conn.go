@@ -54,6 +54,7 @@ var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readB
 const (
 	qOpen   uint8 = iota // frames accepted
 	qFlush               // no more frames; the writer writes what is queued, then half-closes
+	qLinger              // all written and half-closed; waiting for the device to close
 	qClosed              // hard closed
 )
 
@@ -73,12 +74,12 @@ type conn struct {
 	device string
 	client string
 
-	wake chan struct{} // capacity 1: the queue or its state changed
-	wwg  sync.WaitGroup
+	wwg sync.WaitGroup // the writer, while one runs
 
 	qmu       sync.Mutex
 	queue     [][]byte // encoded frames; nil when empty
 	qstate    uint8
+	writing   bool // a writer goroutine is running
 	slow      bool
 	sessionUp bool // welcome queued
 	reason    error
@@ -131,7 +132,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 		id:       "c-" + randomHex(8),
 		remote:   nc.RemoteAddr().String(),
 		accepted: time.Now(),
-		wake:     make(chan struct{}, 1),
 	}
 }
 
@@ -149,8 +149,6 @@ func (c *conn) logger() *slog.Logger {
 
 // serve runs the connection to its end on the accepting goroutine's behalf.
 func (c *conn) serve() {
-	c.wwg.Add(1)
-	go c.writeLoop()
 	err := c.run()
 	c.finish(err)
 }
@@ -371,8 +369,9 @@ func (c *conn) onHello(f *wire.Frame) error {
 	}
 	c.queue = append(c.queue, welcome)
 	c.sessionUp = true
+	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
+	c.startWriter(start)
 	s.m.frameOut(wire.TypeWelcome)
 
 	c.authed = true
@@ -558,11 +557,12 @@ func (c *conn) enqueue(b []byte, t wire.Type) error {
 		if c.reason == nil {
 			c.reason = ErrSlowConsumer
 		}
+		start := c.kickLocked()
 		c.qmu.Unlock()
+		c.startWriter(start)
 		// Cut short a write the device is stalling, so the writer gets to
 		// the slow_consumer frame or gives up quickly.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(slowWriteGrace))
-		c.signal()
 		s.m.queueDrops.Add(float64(dropped))
 		s.m.slowDisconnects.Inc()
 		s.m.errors.WithLabelValues(string(wire.CodeSlowConsumer)).Inc()
@@ -570,18 +570,30 @@ func (c *conn) enqueue(b []byte, t wire.Type) error {
 		return ErrSlowConsumer
 	}
 	c.queue = append(c.queue, b)
+	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
+	c.startWriter(start)
 	s.m.frameOut(t)
 	return nil
 }
 
 var slowConsumerFrame = encode(wire.Frame{Type: wire.TypeError, Code: wire.CodeSlowConsumer, Message: "outgoing queue full"})
 
-func (c *conn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// kickLocked reports whether a writer goroutine must be started: there is
+// something to write (or a close to carry out) and none is running. The
+// caller holds qmu and calls startWriter after unlocking.
+func (c *conn) kickLocked() bool {
+	if c.writing || c.qstate >= qLinger || (len(c.queue) == 0 && c.qstate == qOpen) {
+		return false
+	}
+	c.writing = true
+	c.wwg.Add(1)
+	return true
+}
+
+func (c *conn) startWriter(start bool) {
+	if start {
+		go c.writeLoop()
 	}
 }
 
@@ -596,8 +608,9 @@ func (c *conn) fatal(id string, code wire.Code, msg string, after time.Duration)
 	}
 	c.queue = append(c.queue, b)
 	c.qstate = qFlush
+	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
+	c.startWriter(start)
 	c.srv.m.frameOut(wire.TypeError)
 	c.srv.m.errors.WithLabelValues(string(code)).Inc()
 }
@@ -612,8 +625,9 @@ func (c *conn) goodbye() {
 		return
 	}
 	c.queue = append(c.queue, b)
+	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
+	c.startWriter(start)
 	c.srv.m.frameOut(wire.TypeGoodbye)
 }
 
@@ -621,12 +635,15 @@ func (c *conn) goodbye() {
 func (c *conn) goodbyeAndClose() {
 	b := encode(wire.Frame{Type: wire.TypeGoodbye, Message: "draining", AfterMS: durationMS(c.srv.cfg.GoodbyeDelay)})
 	c.qmu.Lock()
-	if c.qstate == qOpen {
-		c.queue = append(c.queue, b)
-		c.qstate = qFlush
+	if c.qstate != qOpen {
+		c.qmu.Unlock()
+		return
 	}
+	c.queue = append(c.queue, b)
+	c.qstate = qFlush
+	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
+	c.startWriter(start)
 	c.srv.m.frameOut(wire.TypeGoodbye)
 }
 
@@ -637,11 +654,12 @@ func (c *conn) flushClose() {
 	if c.qstate == qOpen {
 		c.qstate = qFlush
 	}
+	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.signal()
+	c.startWriter(start)
 }
 
-// abort closes the socket at once.
+// abort closes the socket at once; a running writer fails and exits.
 func (c *conn) abort() {
 	c.qmu.Lock()
 	c.qstate = qClosed
@@ -652,7 +670,6 @@ func (c *conn) abort() {
 	}
 	c.qmu.Unlock()
 	_ = c.nc.Close()
-	c.signal()
 }
 
 func (c *conn) setReason(err error) {
@@ -663,58 +680,63 @@ func (c *conn) setReason(err error) {
 	c.qmu.Unlock()
 }
 
-// writeLoop writes queued frames, a batch per system call, each write
-// bounded by WriteTimeout.
+// writeLoop is the connection's writer. It runs only while there is
+// something to write, so an idle connection costs no writer goroutine (nor
+// its stack); at most one runs at a time. It writes the queued frames a
+// batch per system call, each write bounded by WriteTimeout, and carries
+// out a requested close once the queue is empty.
 func (c *conn) writeLoop() {
 	defer c.wwg.Done()
 	var batch [][]byte
-	for range c.wake {
+	for {
 		c.qmu.Lock()
-		batch, c.queue = c.queue, batch
 		st, slow := c.qstate, c.slow
-		c.qmu.Unlock()
-		if st == qClosed {
+		if st >= qLinger || len(c.queue) == 0 {
+			c.writing = false
+			c.queue = nil // an idle connection keeps no slice
+			halfClose := st == qFlush
+			if halfClose {
+				c.qstate = qLinger
+				c.linger = time.AfterFunc(closeLinger, func() { _ = c.nc.Close() })
+			}
+			c.qmu.Unlock()
+			if halfClose {
+				c.halfClose()
+			}
 			return
 		}
-		if len(batch) > 0 {
-			timeout := c.srv.cfg.WriteTimeout
-			if slow {
-				timeout = slowWriteGrace
-			}
-			_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
-			bufs := net.Buffers(batch)
-			_, err := bufs.WriteTo(c.nc)
-			clear(batch)
-			batch = batch[:0]
-			if cap(batch) > 32 {
-				batch = nil // do not pin a burst's slice to an idle connection
-			}
-			if err != nil {
-				c.setReason(fmt.Errorf("tcphub: write: %w", err))
-				c.abort()
-				return
-			}
+		batch, c.queue = c.queue, batch[:0]
+		c.qmu.Unlock()
+
+		timeout := c.srv.cfg.WriteTimeout
+		if slow {
+			timeout = slowWriteGrace
 		}
-		if st == qFlush {
-			c.halfClose()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.nc)
+		clear(batch)
+		batch = batch[:0]
+		if err != nil {
+			c.setReason(fmt.Errorf("tcphub: write: %w", err))
+			c.abort()
+			c.qmu.Lock()
+			c.writing = false
+			c.qmu.Unlock()
 			return
 		}
 	}
 }
 
-// halfClose ends the write side after the last frame, and closes the whole
-// connection after closeLinger unless the device closes first.
+// halfClose ends the write side after the last frame, so the device reads
+// everything and then EOF; the connection is closed when the device closes
+// its side, or after closeLinger.
 func (c *conn) halfClose() {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := c.nc.(closeWriter); ok {
 		_ = cw.CloseWrite()
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
-	c.qmu.Lock()
-	if c.qstate != qClosed {
-		c.linger = time.AfterFunc(closeLinger, func() { _ = c.nc.Close() })
-	}
-	c.qmu.Unlock()
 }
 
 // finish tears the connection down once its reader has stopped.
@@ -722,7 +744,7 @@ func (c *conn) finish(err error) {
 	s := c.srv
 	c.setReason(err)
 	c.qmu.Lock()
-	flushing := c.qstate == qFlush
+	flushing := c.qstate == qFlush || c.qstate == qLinger
 	c.qmu.Unlock()
 	if flushing {
 		// The device may still be reading our last frames: keep reading

@@ -94,7 +94,7 @@ func TestProduceTimeout(t *testing.T) {
 	d := dialRaw(t, gw.addr)
 	d.hello("dev-1")
 	require.Equal(t, wire.TypeAck, d.request("warm-up", `{}`).Type)
-	release := holdProduce(t, cluster, topic)
+	release, _ := holdProduce(t, cluster, topic)
 	start := time.Now()
 	f := d.request("stuck", `{}`)
 	assert.Equal(t, wire.CodeUnavailable, f.Code, "%+v", f)
@@ -102,26 +102,29 @@ func TestProduceTimeout(t *testing.T) {
 	release()
 }
 
-// holdProduce makes the embedded broker hold produce requests for topic
-// until release is called (also called at cleanup).
-func holdProduce(t *testing.T, cluster *kafkatest.Cluster, topic string) (release func()) {
+// holdProduce makes the embedded broker hold the first produce request for
+// topic until release is called (also called at cleanup); held is closed
+// once that request has reached the broker.
+func holdProduce(t *testing.T, cluster *kafkatest.Cluster, topic string) (release func(), held <-chan struct{}) {
 	fake := cluster.Fake()
 	gate := make(chan struct{})
+	arrived := make(chan struct{})
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(release)
-	var held atomic.Bool
+	var holding atomic.Bool
 	fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		r := req.(*kmsg.ProduceRequest)
 		for _, rt := range r.Topics {
-			if rt.Topic == topic && !held.Swap(true) {
+			if rt.Topic == topic && !holding.Swap(true) {
+				close(arrived)
 				fake.SleepControl(func() { <-gate })
 			}
 		}
 		fake.KeepControl()
 		return nil, nil, false
 	})
-	return release
+	return release, arrived
 }
 
 func TestMaxInFlight(t *testing.T) {
@@ -136,7 +139,7 @@ func TestMaxInFlight(t *testing.T) {
 	assert.Equal(t, 2, w.MaxInFlight)
 	require.Equal(t, wire.TypeAck, d.request("warm-up", `{}`).Type)
 
-	release := holdProduce(t, cluster, topic)
+	release, _ := holdProduce(t, cluster, topic)
 	fs := d.collect()
 	for i := range 3 {
 		d.send(wire.Frame{Type: wire.TypeRequest, ID: fmt.Sprintf("r-%d", i), Payload: []byte(`{}`)})

@@ -171,16 +171,24 @@ func TestShutdownDeadline(t *testing.T) {
 	d := dialRaw(t, gw.addr)
 	d.hello("stuck")
 	require.Equal(t, wire.TypeAck, d.request("warm-up", `{}`).Type)
-	release := holdProduce(t, cluster, topic)
+	release, held := holdProduce(t, cluster, topic)
 	fs := d.collect()
 	d.send(wire.Frame{Type: wire.TypeRequest, ID: "held", Payload: []byte(`{}`)})
-	time.Sleep(50 * time.Millisecond) // let the request reach the producer
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach Kafka")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	go func() {
-		<-ctx.Done()
-		release() // let the producer's close finish
+		// Once the device is disconnected, let Kafka answer, so the
+		// producer's close can finish.
+		for !fs.ended() {
+			time.Sleep(time.Millisecond)
+		}
+		release()
 	}()
 	err := gw.Shutdown(ctx)
 	require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
