@@ -1,0 +1,325 @@
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kafkahub/kafkahub/kafka"
+)
+
+// MockConsumerGroup is a kafka.IConsumerGroup whose control calls the test
+// scripts in advance: Start, Stop, StopAndWait, Close, RegisterHandler and
+// RegisterBatchHandler must come in the order expected, or the test fails
+// naming the call. It consumes nothing; it is for testing code that drives
+// a consumer, such as wiring to a health checker or a service's shutdown.
+// To test a handler, use Consumer, or call the handler the mock was given
+// (see Handler).
+//
+// State starts as Stopped and follows the expected calls: Start leads to
+// Consuming, Stop and StopAndWait to Stopped, Close to Closed, unless the
+// expectation says otherwise. SetState moves it at any time, and StateWait
+// and StateChan observe it as they would a real consumer.
+type MockConsumerGroup struct {
+	script *script[*CallExpectation]
+	states *states
+
+	upstream    chan kafka.Message
+	errors      chan error
+	initialised chan struct{}
+	closer      chan struct{}
+	closed      chan struct{}
+	closeOnce   sync.Once
+
+	mu           sync.Mutex
+	handler      kafka.Handler
+	batchHandler kafka.BatchHandler
+	health       kafka.Health
+	lastHealth   time.Time
+}
+
+// CallExpectation is one expected call on a MockConsumerGroup.
+type CallExpectation struct {
+	mock   *MockConsumerGroup
+	method string
+
+	err   error
+	state *kafka.State
+}
+
+// NewMockConsumerGroup returns a MockConsumerGroup, in state Stopped, that
+// reports to t, and checks when the test ends (with t.Cleanup) that every
+// expectation was met.
+func NewMockConsumerGroup(t testing.TB) *MockConsumerGroup {
+	t.Helper()
+	m := &MockConsumerGroup{
+		script:      &script[*CallExpectation]{t: t, name: "MockConsumerGroup"},
+		states:      newStates(kafka.Stopped),
+		upstream:    make(chan kafka.Message),
+		errors:      make(chan error, kafka.DefaultErrorsBufferSize),
+		initialised: make(chan struct{}),
+		closer:      make(chan struct{}),
+		closed:      make(chan struct{}),
+		health:      kafka.Health{Status: kafka.HealthOK},
+	}
+	close(m.initialised)
+	t.Cleanup(func() {
+		t.Helper()
+		m.script.check()
+	})
+	return m
+}
+
+func (m *MockConsumerGroup) expect(method string) *CallExpectation {
+	e := &CallExpectation{mock: m, method: method}
+	m.script.add(e)
+	return e
+}
+
+// ExpectStart expects a call to Start (made directly or by OnHealthChange).
+func (m *MockConsumerGroup) ExpectStart() *CallExpectation { return m.expect("Start") }
+
+// ExpectStop expects a call to Stop (made directly or by OnHealthChange).
+func (m *MockConsumerGroup) ExpectStop() *CallExpectation { return m.expect("Stop") }
+
+// ExpectStopAndWait expects a call to StopAndWait.
+func (m *MockConsumerGroup) ExpectStopAndWait() *CallExpectation { return m.expect("StopAndWait") }
+
+// ExpectClose expects a call to Close. Only the first Close needs one:
+// later calls do nothing, as on a real consumer.
+func (m *MockConsumerGroup) ExpectClose() *CallExpectation { return m.expect("Close") }
+
+// ExpectRegisterHandler expects a call to RegisterHandler.
+func (m *MockConsumerGroup) ExpectRegisterHandler() *CallExpectation {
+	return m.expect("RegisterHandler")
+}
+
+// ExpectRegisterBatchHandler expects a call to RegisterBatchHandler.
+func (m *MockConsumerGroup) ExpectRegisterBatchHandler() *CallExpectation {
+	return m.expect("RegisterBatchHandler")
+}
+
+// Return sets the error the call returns (nil by default). A call that
+// returns an error leaves the state alone, unless ThenState says
+// otherwise. Start and Stop return nothing: giving them an error fails the
+// test.
+func (e *CallExpectation) Return(err error) *CallExpectation {
+	if e.method == "Start" || e.method == "Stop" {
+		e.mock.script.t.Helper()
+		e.mock.script.t.Errorf("kafkatest: MockConsumerGroup: %s returns nothing; Return(%v) is meaningless", e.method, err)
+	}
+	e.mock.mu.Lock()
+	defer e.mock.mu.Unlock()
+	e.err = err
+	return e
+}
+
+// ThenState sets the state the mock enters when the call is made, in place
+// of the usual one: for instance ExpectStart().ThenState(kafka.Starting)
+// stands for a consumer that cannot join its group.
+func (e *CallExpectation) ThenState(s kafka.State) *CallExpectation {
+	e.mock.mu.Lock()
+	defer e.mock.mu.Unlock()
+	e.state = &s
+	return e
+}
+
+// String describes the expectation, for failure messages.
+func (e *CallExpectation) String() string {
+	e.mock.mu.Lock()
+	defer e.mock.mu.Unlock()
+	s := e.method + "()"
+	if e.err != nil {
+		s += fmt.Sprintf(" returning %v", e.err)
+	}
+	if e.state != nil {
+		s += " then " + e.state.String()
+	}
+	return s
+}
+
+// call matches a call against the script. It returns the error to return
+// and, when the call was expected and succeeds, applies the state.
+func (m *MockConsumerGroup) call(method string, args string, usual kafka.State) error {
+	e, n, ok := m.script.next()
+	if !ok {
+		return m.script.fail("unexpected call %d: %s(%s): no more calls were expected", n, method, args)
+	}
+	if e.method != method {
+		return m.script.fail("call %d: %s(%s), but expected %s", n, method, args, e)
+	}
+	m.mu.Lock()
+	err, state := e.err, e.state
+	m.mu.Unlock()
+	switch {
+	case state != nil:
+		m.states.set(*state)
+	case err == nil && usual >= 0:
+		m.states.set(usual)
+	}
+	return err
+}
+
+// Handler returns the handler given to RegisterHandler, or nil, so the test
+// can call it with messages built by NewMessage.
+func (m *MockConsumerGroup) Handler() kafka.Handler {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.handler
+}
+
+// BatchHandler returns the handler given to RegisterBatchHandler, or nil.
+func (m *MockConsumerGroup) BatchHandler() kafka.BatchHandler {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.batchHandler
+}
+
+// SetState moves the mock to state s, as if the consumer had got there by
+// itself: a rebalance (Starting), a failure to join, and so on.
+func (m *MockConsumerGroup) SetState(s kafka.State) { m.states.set(s) }
+
+// SetHealth sets what Checker reports until Close (HealthOK at first).
+func (m *MockConsumerGroup) SetHealth(h kafka.Health) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.health = h
+}
+
+// ExpectationsWereMet returns an error listing the expectations not met
+// yet, or nil. The mock checks it by itself when the test ends.
+func (m *MockConsumerGroup) ExpectationsWereMet() error { return m.script.unmet() }
+
+// RegisterHandler implements kafka.IConsumerGroup; the call must be
+// expected. Unless the expectation returns an error, Handler returns h
+// from then on.
+func (m *MockConsumerGroup) RegisterHandler(_ context.Context, h kafka.Handler) error {
+	if h == nil {
+		return errors.New("kafkatest: RegisterHandler: nil handler")
+	}
+	err := m.call("RegisterHandler", "handler", -1)
+	if err == nil {
+		m.mu.Lock()
+		m.handler = h
+		m.mu.Unlock()
+	}
+	return err
+}
+
+// RegisterBatchHandler implements kafka.IConsumerGroup; see
+// RegisterHandler.
+func (m *MockConsumerGroup) RegisterBatchHandler(_ context.Context, h kafka.BatchHandler) error {
+	if h == nil {
+		return errors.New("kafkatest: RegisterBatchHandler: nil handler")
+	}
+	err := m.call("RegisterBatchHandler", "handler", -1)
+	if err == nil {
+		m.mu.Lock()
+		m.batchHandler = h
+		m.mu.Unlock()
+	}
+	return err
+}
+
+// Start implements kafka.IConsumerGroup; the call must be expected.
+func (m *MockConsumerGroup) Start() { _ = m.call("Start", "", kafka.Consuming) }
+
+// Stop implements kafka.IConsumerGroup; the call must be expected.
+func (m *MockConsumerGroup) Stop() { _ = m.call("Stop", "", kafka.Stopped) }
+
+// StopAndWait implements kafka.IConsumerGroup; the call must be expected.
+func (m *MockConsumerGroup) StopAndWait(context.Context) error {
+	return m.call("StopAndWait", "ctx", kafka.Stopped)
+}
+
+// State implements kafka.IConsumerGroup.
+func (m *MockConsumerGroup) State() kafka.State { return m.states.get() }
+
+// StateWait implements kafka.IConsumerGroup.
+func (m *MockConsumerGroup) StateWait(ctx context.Context, s kafka.State) error {
+	return m.states.waitState(ctx, s)
+}
+
+// StateChan implements kafka.IConsumerGroup.
+func (m *MockConsumerGroup) StateChan(s kafka.State) <-chan struct{} {
+	return m.states.enteredChan(s)
+}
+
+// Channels implements kafka.IConsumerGroup. Upstream delivers nothing;
+// Upstream, Errors and Closed are closed by a successful Close.
+func (m *MockConsumerGroup) Channels() kafka.ConsumerGroupChannels {
+	return kafka.ConsumerGroupChannels{
+		Upstream:    m.upstream,
+		Errors:      m.errors,
+		Initialised: m.initialised,
+		Closer:      m.closer,
+		Closed:      m.closed,
+	}
+}
+
+// IsInitialised implements kafka.IConsumerGroup: true unless the state is
+// Initialising.
+func (m *MockConsumerGroup) IsInitialised() bool { return m.State() != kafka.Initialising }
+
+// DroppedErrors implements kafka.IConsumerGroup; it is always 0.
+func (m *MockConsumerGroup) DroppedErrors() uint64 { return 0 }
+
+// Checker implements kafka.IConsumerGroup: the health set with SetHealth,
+// or CRITICAL after Close.
+func (m *MockConsumerGroup) Checker(context.Context) kafka.Health {
+	select {
+	case <-m.closer:
+		return kafka.Health{Status: kafka.HealthCritical, Message: "consumer closed", CheckedAt: time.Now()}
+	default:
+	}
+	m.mu.Lock()
+	h := m.health
+	m.mu.Unlock()
+	if h.CheckedAt.IsZero() {
+		h.CheckedAt = time.Now()
+	}
+	return h
+}
+
+// OnHealthChange implements kafka.IConsumerGroup as the real consumer does,
+// so it makes the calls the test must expect: Start on an OK result, Stop
+// on any other, nothing for a result older than the last.
+func (m *MockConsumerGroup) OnHealthChange(h kafka.Health) {
+	m.mu.Lock()
+	stale := !h.CheckedAt.IsZero() && h.CheckedAt.Before(m.lastHealth)
+	if !stale {
+		m.lastHealth = h.CheckedAt
+	}
+	m.mu.Unlock()
+	switch {
+	case stale:
+	case h.Status == kafka.HealthOK:
+		m.Start()
+	default:
+		m.Stop()
+	}
+}
+
+// Close implements kafka.IConsumerGroup; the first call must be expected.
+// When it succeeds, Closer, Upstream, Errors and Closed are closed and the
+// state is Closed; later calls return nil without consulting the script.
+func (m *MockConsumerGroup) Close(context.Context) error {
+	select {
+	case <-m.closed:
+		return nil
+	default:
+	}
+	err := m.call("Close", "ctx", kafka.Closed)
+	if err == nil {
+		m.closeOnce.Do(func() {
+			close(m.closer)
+			close(m.upstream)
+			close(m.errors)
+			close(m.closed)
+		})
+	}
+	return err
+}
