@@ -89,6 +89,8 @@ type conn struct {
 	reqs       []*request // accepted, waiting for the submitter
 	inflight   int        // queued + being written to Kafka
 	submitting bool
+	sending    string              // id of the request in Send
+	held       map[string][][]byte // responses that arrived before their ack
 
 	// Reader-only state.
 	authed     bool
@@ -478,13 +480,23 @@ func (c *conn) submitLoop() {
 		r := c.reqs[0]
 		c.reqs[0] = nil
 		c.reqs = c.reqs[1:]
+		c.sending = r.id
 		c.rmu.Unlock()
 
 		c.submit(r)
 
 		c.rmu.Lock()
 		c.inflight--
+		c.sending = ""
+		held := c.held[r.id]
+		delete(c.held, r.id)
+		if len(c.held) == 0 {
+			c.held = nil
+		}
 		c.rmu.Unlock()
+		for _, b := range held {
+			_ = c.enqueue(b, wire.TypeResponse)
+		}
 		c.srv.requests.leave()
 	}
 }
@@ -524,6 +536,26 @@ func (c *conn) submit(r *request) {
 	if c.send(wire.Frame{Type: wire.TypeAck, ID: r.id}) == nil {
 		s.m.acks.Inc()
 	}
+}
+
+// holdResponse keeps a response whose request is still waiting for Kafka's
+// answer, so that the device gets the ack first; the submitter queues it
+// after the ack. It reports false when the request is not in flight.
+func (c *conn) holdResponse(id string, b []byte) bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	inFlight := c.sending == id
+	for _, r := range c.reqs {
+		inFlight = inFlight || r.id == id
+	}
+	if !inFlight {
+		return false
+	}
+	if c.held == nil {
+		c.held = map[string][][]byte{}
+	}
+	c.held[id] = append(c.held[id], b)
+	return true
 }
 
 // send queues a frame built by the server itself.

@@ -160,6 +160,10 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
 		return
 	}
+	if f.Type == wire.TypeResponse && c.holdResponse(f.ID, b) {
+		s.m.responses.Inc()
+		return
+	}
 	if err := c.enqueue(b, f.Type); err != nil {
 		s.m.undeliverable.WithLabelValues("connection_closing").Inc()
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkahub/kafkahub/internal/testkit"
+	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
@@ -328,4 +329,66 @@ func TestDuplicateDeviceReplacesOld(t *testing.T) {
 	assert.Equal(t, 1, sessions)
 	require.NoError(t, gw.SendToConn(context.Background(), newWelcome.Session, []byte(`{}`)))
 	assert.ErrorIs(t, gw.SendToConn(context.Background(), oldWelcome.Session, []byte(`{}`)), tcphub.ErrNotConnected)
+}
+
+// TestResponseNeverBeforeAck: a response that reaches the gateway while its
+// request still waits for Kafka's acknowledgement is held until the ack is
+// queued.
+func TestResponseNeverBeforeAck(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	if cluster.Fake() == nil {
+		t.Skip("fault injection needs the embedded broker")
+	}
+	topic := cluster.NewTopic(t, 1)
+	gw := startGateway(t, cluster, topic, nil)
+	d := dialRaw(t, gw.addr)
+	w := d.hello("eager")
+	require.Equal(t, wire.TypeAck, d.request("warm-up", `{}`).Type)
+	p := newProducer(t, cluster, topic)
+
+	release, held := holdProduce(t, cluster, topic)
+	fs := d.collect()
+	d.send(wire.Frame{Type: wire.TypeRequest, ID: "early", Payload: []byte(`{}`)})
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach Kafka")
+	}
+	// A worker's answer, faster than the gateway's ack.
+	require.NoError(t, p.Send(testCtx(t, 10*time.Second), &kafka.ProducerMessage{
+		Topic: gw.ReplyTopic(), Key: []byte("eager"), Value: []byte(`{"fast":true}`),
+		Headers: []kafka.Header{
+			{Key: tcphub.HeaderConn, Value: []byte(w.Session)}, {Key: tcphub.HeaderDevice, Value: []byte("eager")},
+			{Key: tcphub.HeaderRequest, Value: []byte("early")}, {Key: tcphub.HeaderStatus, Value: []byte("200")},
+		},
+	}))
+	want := `tcphub_responses_delivered_total{instance_id="` + gw.InstanceID() + `"} 1`
+	ctx := testCtx(t, 10*time.Second)
+	for !strings.Contains(scrape(t, gw.MetricsHandler()), want) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the gateway did not receive the response")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	fs.mu.Lock()
+	_, early := find(fs.got, wire.TypeResponse, "early")
+	fs.mu.Unlock()
+	assert.False(t, early, "response sent before the ack")
+	release()
+	got := fs.waitFor(t, 30*time.Second, "ack and response", func(f []wire.Frame) bool {
+		_, ok := find(f, wire.TypeResponse, "early")
+		return ok
+	})
+	ackAt, respAt := -1, -1
+	for i, f := range got {
+		switch {
+		case f.Type == wire.TypeAck && f.ID == "early":
+			ackAt = i
+		case f.Type == wire.TypeResponse && f.ID == "early":
+			respAt = i
+		}
+	}
+	require.GreaterOrEqual(t, ackAt, 0)
+	assert.Less(t, ackAt, respAt)
 }
