@@ -16,7 +16,7 @@ import (
 // Consumer is an in-memory consumer group for unit tests: it satisfies
 // kafka.IConsumerGroup and hands queued messages to the registered Handler
 // or BatchHandler (or, with neither, to the Upstream channel) exactly as a
-// kafka.ConsumerGroup hands it records from Kafka: one partition's messages
+// kafka.ConsumerGroup hands out records from Kafka: one partition's messages
 // in order, at most NumWorkers handlers at once, batches per partition, a
 // commit once the handler is done, retries under the same policy, then the
 // dead-letter topic or a skip, and a *kafka.HandlerError on Errors.

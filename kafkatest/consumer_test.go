@@ -696,3 +696,61 @@ func TestProducerFeedsConsumer(t *testing.T) {
 	require.NoError(t, c.WaitIdle(testCtx(t)))
 	assert.Equal(t, "req-5", <-traces)
 }
+
+// The fake waits between retries as the real consumer does: backoff
+// doubling from HandlerRetryBackoff.
+func TestConsumerRetryBackoffIsTheRealPolicy(t *testing.T) {
+	const backoff = 20 * time.Millisecond
+	c := newConsumer(t, kafka.ConsumerGroupConfig{HandlerRetries: 2, HandlerRetryBackoff: backoff}, nil)
+	var mu sync.Mutex
+	var at []time.Time
+	require.NoError(t, c.RegisterHandler(context.Background(), func(context.Context, int, kafka.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		return errors.New("x")
+	}))
+	c.QueueJSON("t", 1)
+	c.Start()
+	require.NoError(t, c.WaitIdle(testCtx(t)))
+	require.Len(t, at, 3)
+	assert.GreaterOrEqual(t, at[1].Sub(at[0]), backoff)
+	assert.GreaterOrEqual(t, at[2].Sub(at[1]), 2*backoff)
+}
+
+// A message is committed only once the dead-letter topic has it: stopping
+// while its write keeps failing leaves it uncommitted and unreported.
+func TestConsumerStopDuringDeadLetterWrite(t *testing.T) {
+	dlt := newProducer(t, nil)
+	writes := make(chan struct{}, 100)
+	dlt.FailWhen(func(*kafka.ProducerMessage) error {
+		writes <- struct{}{}
+		return errors.New("dead-letter topic unavailable")
+	})
+	c := newConsumer(t, kafka.ConsumerGroupConfig{HandlerRetries: -1, DeadLetterTopic: "dlt"}, dlt)
+	require.NoError(t, c.RegisterHandler(context.Background(), func(context.Context, int, kafka.Message) error { return errors.New("x") }))
+	m := c.QueueJSON("t", 1)
+	c.Start()
+	<-writes
+	<-writes // retried
+	require.NoError(t, c.StopAndWait(testCtx(t)))
+	assert.False(t, m.IsCommitted())
+	assert.Empty(t, c.DeadLettered())
+	assert.Empty(t, c.Channels().Errors)
+	assert.Empty(t, dlt.Messages())
+}
+
+// The consumer's own commit adds nothing when the handler committed, as
+// marking an offset twice does nothing on a real consumer.
+func TestConsumerHandlerThatCommits(t *testing.T) {
+	c := newConsumer(t, kafka.ConsumerGroupConfig{}, nil)
+	require.NoError(t, c.RegisterHandler(context.Background(), func(_ context.Context, _ int, msg kafka.Message) error {
+		msg.Commit()
+		return nil
+	}))
+	m := c.QueueJSON("t", 1)
+	c.Start()
+	require.NoError(t, c.WaitIdle(testCtx(t)))
+	assert.Equal(t, 1, m.Commits())
+	assert.Equal(t, []*kafkatest.Message{m}, c.Committed())
+}

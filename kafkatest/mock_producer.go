@@ -86,7 +86,8 @@ func (m *MockProducer) ExpectSend() *SendExpectation {
 // ExpectSendMatching adds an expectation for the next send that holds when
 // fn returns nil; fn's error says why the send does not match. fn sees a
 // copy of the message carrying the headers Kafka would get: the default
-// headers, the message's own, and the trace header from Send's context.
+// headers, the message's own, and the "trace-id" header with the trace id
+// of Send's context (see kafka.WithTraceID).
 func (m *MockProducer) ExpectSendMatching(fn func(*kafka.ProducerMessage) error) *SendExpectation {
 	return m.ExpectSend().matching(fn)
 }
