@@ -17,7 +17,7 @@ import (
 func TestClientRequestsPushesHeartbeats(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
-	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Heartbeat = 200 * time.Millisecond })
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Heartbeat = 400 * time.Millisecond })
 	startWorker(t, cluster, topic, echo)
 
 	sessions := make(chan string, 4)
@@ -57,7 +57,7 @@ func TestClientRequestsPushesHeartbeats(t *testing.T) {
 	}
 
 	// Idle for several heartbeats: the client's pings keep the session.
-	time.Sleep(time.Second)
+	time.Sleep(1500 * time.Millisecond)
 	assert.Equal(t, sid, c.SessionID())
 	_, err = c.Request(testCtx(t, 10*time.Second), []byte(`{}`))
 	require.NoError(t, err)
