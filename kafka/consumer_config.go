@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/kafkahub/kafkahub/internal/handling"
 )
 
 // InitialOffset is where a group with no committed offset starts reading.
@@ -42,7 +44,7 @@ const (
 	DefaultCommitInterval      = time.Second
 	DefaultHandlerRetries      = 3
 	DefaultHandlerRetryBackoff = 100 * time.Millisecond
-	DefaultMaxHandlerBackoff   = 10 * time.Second
+	DefaultMaxHandlerBackoff   = handling.MaxBackoff
 	DefaultUpstreamBufferSize  = 0
 )
 
@@ -161,9 +163,6 @@ func (c ConsumerGroupConfig) withDefaults() ConsumerGroupConfig {
 	c.Logger = loggerOrDefault(c.Logger)
 	return c
 }
-
-// retries is the configured number of handler retries, with -1 meaning 0.
-func (c ConsumerGroupConfig) retries() int { return max(c.HandlerRetries, 0) }
 
 // Validate reports the first invalid field as a *ConfigError (which matches
 // ErrInvalidConfig). Zero fields are valid: they take their defaults.

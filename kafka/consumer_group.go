@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/kafkahub/kafkahub/internal/handling"
+	"github.com/kafkahub/kafkahub/internal/statemachine"
 )
 
 // ErrHandlerRegistered is returned when a handler is registered on a
@@ -32,7 +33,7 @@ type ConsumerGroup struct {
 	scfg *sarama.Config
 	log  *slog.Logger
 
-	states *stateMachine
+	states *statemachine.Machine[State]
 
 	// intents from Start and Stop: the last one wins.
 	intentMu    sync.Mutex
@@ -214,30 +215,21 @@ func (g *ConsumerGroup) intent() (bool, uint64) {
 // error if ctx ends first, and nil at once if the consumer is initialising
 // (nothing is in flight) or closed.
 func (g *ConsumerGroup) StopAndWait(ctx context.Context) error {
-	seq := g.setIntent(false)
-	return g.states.wait(ctx, func(s State, applied uint64) bool {
-		switch s {
-		case Initialising, Closed:
-			return true
-		case Stopped:
-			return applied >= seq
-		}
-		return false
-	})
+	return g.states.WaitSettled(ctx, g.setIntent(false), Stopped, Initialising, Closed)
 }
 
 // State returns the current state. It never blocks on the consumer's work.
-func (g *ConsumerGroup) State() State { return g.states.get() }
+func (g *ConsumerGroup) State() State { return g.states.Get() }
 
 // StateWait returns nil once the consumer is in state s, or ctx's error.
 func (g *ConsumerGroup) StateWait(ctx context.Context, s State) error {
-	return g.states.wait(ctx, func(cur State, _ uint64) bool { return cur == s })
+	return g.states.WaitFor(ctx, s)
 }
 
 // StateChan returns a channel that is closed the next time the consumer
 // enters state s (not if it is in s already: check State first). Use it in
 // a select.
-func (g *ConsumerGroup) StateChan(s State) <-chan struct{} { return g.states.enteredChan(s) }
+func (g *ConsumerGroup) StateChan(s State) <-chan struct{} { return g.states.Entered(s) }
 
 // Channels returns the consumer's channels.
 func (g *ConsumerGroup) Channels() ConsumerGroupChannels {
@@ -349,12 +341,12 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 	}
 	close(g.initialised)
 	g.log.Info("consumer group initialised", "topics", g.cfg.Topics)
-	g.states.set(Stopped)
+	g.states.Set(Stopped)
 
 	for {
 		want, seq := g.intent()
 		if !want {
-			g.states.settle(seq)
+			g.states.Settle(seq)
 			select {
 			case <-g.wake:
 				continue
@@ -387,13 +379,13 @@ func (g *ConsumerGroup) connect() error {
 // consume runs one period of consumption, from Start to Stop or Close. It
 // reports whether the consumer is closing.
 func (g *ConsumerGroup) consume() (closing bool) {
-	g.states.set(Starting)
+	g.states.Set(Starting)
 	client := *g.client.Load()
 	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupName, client)
 	if err != nil {
 		// Only a closed client gets here; treat it as fatal for this period.
 		g.pushError(fmt.Errorf("kafka: creating consumer group: %w", err))
-		g.states.set(Stopped)
+		g.states.Set(Stopped)
 		g.Stop()
 		return false
 	}
@@ -420,9 +412,9 @@ func (g *ConsumerGroup) consume() (closing bool) {
 		}
 	}
 	if closing {
-		g.states.set(Closing)
+		g.states.Set(Closing)
 	} else {
-		g.states.set(Stopping)
+		g.states.Set(Stopping)
 	}
 	cancelSess()
 	<-loopDone
@@ -431,7 +423,7 @@ func (g *ConsumerGroup) consume() (closing bool) {
 	}
 	<-errsDone
 	if !closing {
-		g.states.set(Stopped)
+		g.states.Set(Stopped)
 	}
 	g.log.Info("consumption stopped", "closing", closing)
 	return closing
@@ -451,7 +443,7 @@ func (g *ConsumerGroup) consumeLoop(ctx context.Context, group sarama.ConsumerGr
 		if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			return
 		}
-		g.states.transition(Consuming, Starting) // rebalancing, or retrying after an error
+		g.states.Transition(Consuming, Starting) // rebalancing, or retrying after an error
 		if err == nil {
 			b.Reset()
 			continue
@@ -483,7 +475,7 @@ func (g *ConsumerGroup) sessionStarted(sess sarama.ConsumerGroupSession) {
 			}
 		}
 	}()
-	g.states.transition(Starting, Consuming)
+	g.states.Transition(Starting, Consuming)
 	g.log.Info("consuming", "claims", sess.Claims(), "generation", sess.GenerationID())
 }
 
@@ -511,7 +503,7 @@ func (g *ConsumerGroup) releaseWorker(id int) { g.workers <- id }
 
 // finish releases everything once the controller is done.
 func (g *ConsumerGroup) finish() {
-	g.states.set(Closing)
+	g.states.Set(Closing)
 	if c := g.client.Load(); c != nil {
 		if err := (*c).Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 			g.log.Warn("closing client", "error", err)
@@ -527,7 +519,7 @@ func (g *ConsumerGroup) finish() {
 	}
 	close(g.upstream)
 	close(g.errors)
-	g.states.set(Closed)
+	g.states.Set(Closed)
 	close(g.closed)
 	g.log.Info("consumer group closed")
 }

@@ -214,7 +214,7 @@ func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage,
 }
 
 func (g *ConsumerGroup) policy() handling.Policy {
-	return handling.Policy{Retries: g.cfg.retries(), Backoff: g.cfg.HandlerRetryBackoff, MaxBackoff: DefaultMaxHandlerBackoff}
+	return handling.FromConfig(g.cfg.HandlerRetries, g.cfg.HandlerRetryBackoff)
 }
 
 // DeadLetterMessage returns the record that the consumer writes to
@@ -239,20 +239,11 @@ func DeadLetterMessage(deadLetterTopic string, m Message, herr *HandlerError) *P
 func (g *ConsumerGroup) deadLetter(ctx context.Context, msgs []*groupMessage, herr *HandlerError) bool {
 	for _, m := range msgs {
 		rec := DeadLetterMessage(g.cfg.DeadLetterTopic, m, herr)
-		wait := g.cfg.HandlerRetryBackoff
-		for {
-			err := g.dlt.Send(m.ctx, rec)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return false
-			}
+		written := g.policy().Until(ctx, func() error { return g.dlt.Send(m.ctx, rec) }, func(err error) {
 			g.log.Error("writing to dead-letter topic failed; retrying", "dead_letter_topic", g.cfg.DeadLetterTopic, "error", err)
-			if !handling.Sleep(ctx, wait) {
-				return false
-			}
-			wait = min(wait*2, DefaultMaxHandlerBackoff)
+		})
+		if !written {
+			return false
 		}
 	}
 	return true

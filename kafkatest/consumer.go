@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kafkahub/kafkahub/internal/handling"
+	"github.com/kafkahub/kafkahub/internal/statemachine"
 	"github.com/kafkahub/kafkahub/kafka"
 )
 
@@ -33,7 +34,7 @@ type Consumer struct {
 	dlt    kafka.IProducer // nil: dead letters are only recorded
 	policy handling.Policy
 
-	states *states
+	states *statemachine.Machine[kafka.State]
 
 	intentMu    sync.Mutex
 	wantConsume bool
@@ -137,7 +138,7 @@ func NewConsumer(cfg *kafka.ConsumerGroupConfig, deadLetters kafka.IProducer) (*
 		g.dlt = deadLetters
 	}
 	// The real consumer's policy, so retries take the same time.
-	g.policy = handling.Policy{Retries: max(c.HandlerRetries, 0), Backoff: c.HandlerRetryBackoff, MaxBackoff: kafka.DefaultMaxHandlerBackoff}
+	g.policy = handling.FromConfig(c.HandlerRetries, c.HandlerRetryBackoff)
 	for i := range c.NumWorkers {
 		g.workers <- i
 	}
@@ -407,20 +408,20 @@ func (c *Consumer) intent() (bool, uint64) {
 // waits until in-flight handlers have returned and their messages are
 // committed, or returns ctx's error.
 func (c *Consumer) StopAndWait(ctx context.Context) error {
-	return c.states.waitStopped(ctx, c.setIntent(false))
+	return c.states.WaitSettled(ctx, c.setIntent(false), kafka.Stopped, kafka.Initialising, kafka.Closed)
 }
 
 // State implements kafka.IConsumerGroup.
-func (c *Consumer) State() kafka.State { return c.states.get() }
+func (c *Consumer) State() kafka.State { return c.states.Get() }
 
 // StateWait implements kafka.IConsumerGroup.
 func (c *Consumer) StateWait(ctx context.Context, s kafka.State) error {
-	return c.states.waitState(ctx, s)
+	return c.states.WaitFor(ctx, s)
 }
 
 // StateChan implements kafka.IConsumerGroup: the channel is closed the
 // next time the consumer enters s.
-func (c *Consumer) StateChan(s kafka.State) <-chan struct{} { return c.states.enteredChan(s) }
+func (c *Consumer) StateChan(s kafka.State) <-chan struct{} { return c.states.Entered(s) }
 
 // Channels implements kafka.IConsumerGroup.
 func (c *Consumer) Channels() kafka.ConsumerGroupChannels {

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kafkahub/kafkahub/internal/handling"
 	"github.com/kafkahub/kafkahub/kafka"
 )
 
@@ -17,7 +16,7 @@ func (c *Consumer) run() {
 	for {
 		want, seq := c.intent()
 		if !want {
-			c.states.settle(seq)
+			c.states.Settle(seq)
 			select {
 			case <-c.wake:
 			case done := <-c.rebalance:
@@ -36,7 +35,7 @@ func (c *Consumer) run() {
 // consume runs sessions from Start to Stop or Close, one per rebalance, and
 // reports whether the consumer is closing.
 func (c *Consumer) consume() (closing bool) {
-	c.states.set(kafka.Starting)
+	c.states.Set(kafka.Starting)
 	var rebalanced chan struct{}
 	for {
 		c.beginSession()
@@ -60,11 +59,11 @@ func (c *Consumer) consume() (closing bool) {
 		}
 		switch {
 		case closing:
-			c.states.set(kafka.Closing)
+			c.states.Set(kafka.Closing)
 		case rebalanced != nil:
-			c.states.transition(kafka.Consuming, kafka.Starting)
+			c.states.Transition(kafka.Consuming, kafka.Starting)
 		default:
-			c.states.set(kafka.Stopping)
+			c.states.Set(kafka.Stopping)
 		}
 		c.revokeAll()
 		if rebalanced == nil {
@@ -72,7 +71,7 @@ func (c *Consumer) consume() (closing bool) {
 		}
 	}
 	if !closing {
-		c.states.set(kafka.Stopped)
+		c.states.Set(kafka.Stopped)
 	}
 	return closing
 }
@@ -87,7 +86,7 @@ func (c *Consumer) beginSession() {
 		c.startClaim(ctx, p)
 	}
 	c.mu.Unlock()
-	c.states.transition(kafka.Starting, kafka.Consuming)
+	c.states.Transition(kafka.Starting, kafka.Consuming)
 }
 
 // startClaim runs a partition's claim for the session; c.mu must be held.
@@ -119,10 +118,10 @@ func (c *Consumer) revokeAll() {
 
 // finish closes what Close promises to close, once no claim is left.
 func (c *Consumer) finish() {
-	c.states.set(kafka.Closing)
+	c.states.Set(kafka.Closing)
 	close(c.upstream)
 	close(c.errors)
-	c.states.set(kafka.Closed)
+	c.states.Set(kafka.Closed)
 	close(c.closed)
 }
 
@@ -319,20 +318,11 @@ func (c *Consumer) deadLetter(ctx context.Context, msgs []*Message, herr *kafka.
 	for _, m := range msgs {
 		if c.dlt != nil {
 			rec := kafka.DeadLetterMessage(c.cfg.DeadLetterTopic, m, herr)
-			wait := c.cfg.HandlerRetryBackoff
-			for {
-				err := c.dlt.Send(m.Context(), rec)
-				if err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					return false
-				}
+			written := c.policy.Until(ctx, func() error { return c.dlt.Send(m.Context(), rec) }, func(err error) {
 				c.log.Error("writing to dead-letter topic failed; retrying", "error", err)
-				if !handling.Sleep(ctx, wait) {
-					return false
-				}
-				wait = min(wait*2, kafka.DefaultMaxHandlerBackoff)
+			})
+			if !written {
+				return false
 			}
 		}
 		c.mu.Lock()

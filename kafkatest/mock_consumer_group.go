@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kafkahub/kafkahub/internal/statemachine"
 	"github.com/kafkahub/kafkahub/kafka"
 )
 
@@ -25,7 +26,7 @@ import (
 // and StateChan observe it as they would a real consumer.
 type MockConsumerGroup struct {
 	script *script[*CallExpectation]
-	states *states
+	states *statemachine.Machine[kafka.State]
 
 	upstream    chan kafka.Message
 	errors      chan error
@@ -156,9 +157,9 @@ func (m *MockConsumerGroup) call(method string, args string, usual kafka.State) 
 	m.mu.Unlock()
 	switch {
 	case state != nil:
-		m.states.set(*state)
+		m.states.Set(*state)
 	case err == nil && usual >= 0:
-		m.states.set(usual)
+		m.states.Set(usual)
 	}
 	return err
 }
@@ -180,7 +181,7 @@ func (m *MockConsumerGroup) BatchHandler() kafka.BatchHandler {
 
 // SetState moves the mock to state s, as if the consumer had got there by
 // itself: a rebalance (Starting), a failure to join, and so on.
-func (m *MockConsumerGroup) SetState(s kafka.State) { m.states.set(s) }
+func (m *MockConsumerGroup) SetState(s kafka.State) { m.states.Set(s) }
 
 // SetHealth sets what Checker reports until Close (HealthOK at first).
 func (m *MockConsumerGroup) SetHealth(h kafka.Health) {
@@ -236,16 +237,16 @@ func (m *MockConsumerGroup) StopAndWait(context.Context) error {
 }
 
 // State implements kafka.IConsumerGroup.
-func (m *MockConsumerGroup) State() kafka.State { return m.states.get() }
+func (m *MockConsumerGroup) State() kafka.State { return m.states.Get() }
 
 // StateWait implements kafka.IConsumerGroup.
 func (m *MockConsumerGroup) StateWait(ctx context.Context, s kafka.State) error {
-	return m.states.waitState(ctx, s)
+	return m.states.WaitFor(ctx, s)
 }
 
 // StateChan implements kafka.IConsumerGroup.
 func (m *MockConsumerGroup) StateChan(s kafka.State) <-chan struct{} {
-	return m.states.enteredChan(s)
+	return m.states.Entered(s)
 }
 
 // Channels implements kafka.IConsumerGroup. Upstream delivers nothing;

@@ -23,6 +23,16 @@ type Policy struct {
 	MaxBackoff time.Duration // cap on the wait
 }
 
+// MaxBackoff caps the wait between handler retries.
+const MaxBackoff = 10 * time.Second
+
+// FromConfig is the policy of a consumer configured (after defaults) with
+// HandlerRetries = retries (-1 meaning none) and HandlerRetryBackoff =
+// backoff.
+func FromConfig(retries int, backoff time.Duration) Policy {
+	return Policy{Retries: max(retries, 0), Backoff: backoff, MaxBackoff: MaxBackoff}
+}
+
 // Result is the outcome of Run.
 type Result struct {
 	Attempts int
@@ -53,6 +63,31 @@ func (p Policy) Run(ctx context.Context, call func() error, onRetry func(attempt
 		}
 		if !Sleep(ctx, wait) {
 			return Result{Attempts: attempt, Err: err, Interrupted: true}
+		}
+		wait = min(wait*2, p.MaxBackoff)
+	}
+}
+
+// Until calls call until it succeeds, however often it fails, waiting with
+// the policy's backoff between attempts (its Retries do not apply). It
+// reports false if ctx ends first. onErr, if not nil, is told each failure.
+// The consumer writes to its dead-letter topic this way: a message is
+// committed only once the dead-letter topic has it.
+func (p Policy) Until(ctx context.Context, call func() error, onErr func(error)) bool {
+	wait := p.Backoff
+	for {
+		err := call()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if onErr != nil {
+			onErr(err)
+		}
+		if !Sleep(ctx, wait) {
+			return false
 		}
 		wait = min(wait*2, p.MaxBackoff)
 	}

@@ -50,3 +50,22 @@ func TestRunInterruptedByContext(t *testing.T) {
 	assert.True(t, r.Interrupted)
 	assert.Equal(t, 1, r.Attempts)
 }
+
+func TestUntil(t *testing.T) {
+	calls := 0
+	var seen []error
+	ok := Policy{Backoff: time.Microsecond, MaxBackoff: time.Microsecond}.Until(context.Background(),
+		func() error {
+			if calls++; calls < 5 {
+				return errBoom
+			}
+			return nil
+		}, func(err error) { seen = append(seen, err) })
+	assert.True(t, ok)
+	assert.Equal(t, 5, calls)
+	assert.Len(t, seen, 4)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ok = Policy{Backoff: time.Hour, MaxBackoff: time.Hour}.Until(ctx, func() error { return errBoom }, func(error) { cancel() })
+	assert.False(t, ok)
+}
