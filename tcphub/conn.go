@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -149,10 +150,28 @@ func (c *conn) logger() *slog.Logger {
 	return l
 }
 
-// serve runs the connection to its end on the accepting goroutine's behalf.
+// serve runs the connection to its end. A panic while serving it ends
+// only this connection.
 func (c *conn) serve() {
-	err := c.run()
-	c.finish(err)
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("tcphub: panic serving the connection: %v", r)
+			c.logger().Error("panic serving a connection", "panic", r, "stack", string(debug.Stack()))
+		}
+		c.finish(err)
+	}()
+	err = c.run()
+}
+
+// hook runs a user hook, turning a panic into a log line.
+func (c *conn) hook(name string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger().Error("hook panicked", "hook", name, "panic", r)
+		}
+	}()
+	fn()
 }
 
 func (c *conn) run() error {
@@ -169,7 +188,7 @@ func (c *conn) run() error {
 		return ErrTooManyConnections
 	}
 	if s.cfg.OnConnect != nil {
-		s.cfg.OnConnect(c.info())
+		c.hook("OnConnect", func() { s.cfg.OnConnect(c.info()) })
 	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		_ = c.nc.SetReadDeadline(c.accepted.Add(s.cfg.HandshakeTimeout))
@@ -386,7 +405,7 @@ func (c *conn) onHello(f *wire.Frame) error {
 	s.m.sessions.Inc()
 	s.presence.publish(c, true)
 	if s.cfg.OnAuthenticated != nil {
-		s.cfg.OnAuthenticated(c.info())
+		c.hook("OnAuthenticated", func() { s.cfg.OnAuthenticated(c.info()) })
 	}
 	return nil
 }
@@ -798,11 +817,11 @@ func (c *conn) finish(err error) {
 			s.presence.publish(c, false)
 		}
 		if s.cfg.OnDisconnect != nil {
-			s.cfg.OnDisconnect(c.info(), reason)
+			c.hook("OnDisconnect", func() { s.cfg.OnDisconnect(c.info(), reason) })
 		}
 		c.logger().Debug("device disconnected", "reason", reason)
 	} else if s.cfg.OnDisconnect != nil && !errors.Is(reason, ErrTooManyConnections) {
-		s.cfg.OnDisconnect(c.info(), reason)
+		c.hook("OnDisconnect", func() { s.cfg.OnDisconnect(c.info(), reason) })
 	}
 	s.open.Add(-1)
 	s.m.connections.Dec()

@@ -226,3 +226,28 @@ func TestMaxConnections(t *testing.T) {
 	d := dialRaw(t, gw.addr)
 	d.hello("d")
 }
+
+// TestPanicsStayInTheirConnection: a panicking Authenticator refuses the
+// device, panicking hooks are logged, and the server goes on.
+func TestPanicsStayInTheirConnection(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+		c.Authenticator = tcphub.AuthenticatorFunc(func(_ context.Context, req tcphub.AuthRequest) (tcphub.Identity, error) {
+			if req.DeviceID == "boom" {
+				panic("authenticator bug")
+			}
+			return tcphub.Identity{}, nil
+		})
+		c.OnConnect = func(tcphub.ConnInfo) { panic("hook bug") }
+		c.OnAuthenticated = func(tcphub.ConnInfo) { panic("hook bug") }
+		c.OnDisconnect = func(tcphub.ConnInfo, error) { panic("hook bug") }
+	})
+	d := dialRaw(t, gw.addr)
+	d.send(wire.Frame{Type: wire.TypeHello, Device: "boom"})
+	f := d.expectError(wire.CodeUnauthenticated)
+	assert.Equal(t, "authentication failed", f.Message)
+	ok := dialRaw(t, gw.addr)
+	ok.hello("fine")
+	require.Equal(t, wire.TypeAck, ok.request("r-1", `{}`).Type)
+}
