@@ -347,7 +347,12 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 			call.Sent = time.Now()
 		}
 		if err := sess.write(frame, c.opts.WriteTimeout); err != nil {
-			_ = sess.nc.Close()
+			if errors.Is(err, wire.ErrFrameTooLarge) {
+				<-sess.sem
+				c.forget(call.ID)
+				return nil, err
+			}
+			_ = sess.nc.Close() // the stream may be cut mid-frame
 			continue
 		}
 		select {

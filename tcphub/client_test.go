@@ -178,3 +178,16 @@ func TestClientResendsAfterConnectionLoss(t *testing.T) {
 		t.Fatal("the client did not reconnect")
 	}
 }
+
+func TestClientRefusesFramesOverTheServerLimit(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.MaxFrameSize = 512 })
+	c, err := tcphub.Dial(testCtx(t, 10*time.Second), gw.addr, tcphub.DialOptions{DeviceID: "big", Logger: quiet})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Request(testCtx(t, 10*time.Second), make([]byte, 1024))
+	require.ErrorIs(t, err, wire.ErrFrameTooLarge)
+	_, err = c.Request(testCtx(t, 10*time.Second), []byte(`{"small":true}`))
+	require.NoError(t, err, "the connection is still usable")
+}
