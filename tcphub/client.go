@@ -18,13 +18,13 @@ import (
 
 // Client defaults, applied to zero-valued fields of DialOptions.
 const (
-	DefaultClientName       = "tcphub-go/1"
-	DefaultDialTimeout      = 10 * time.Second
-	DefaultMinBackoff       = time.Second
-	DefaultMaxBackoff       = 60 * time.Second
-	DefaultPushBuffer       = 64
-	DefaultResponseTTL      = 2 * time.Minute
-	DefaultClientWriteLimit = 10 * time.Second
+	DefaultClientName         = "tcphub-go/1"
+	DefaultDialTimeout        = 10 * time.Second
+	DefaultMinBackoff         = time.Second
+	DefaultMaxBackoff         = 60 * time.Second
+	DefaultPushBuffer         = 64
+	DefaultResponseTTL        = 2 * time.Minute
+	DefaultClientWriteTimeout = 10 * time.Second
 )
 
 // ErrConnectionLost is returned by Client.Request when the connection ended
@@ -217,7 +217,7 @@ func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
 	}
 	opts.ClientName = orDefault(opts.ClientName, DefaultClientName)
 	opts.DialTimeout = orDefault(opts.DialTimeout, DefaultDialTimeout)
-	opts.WriteTimeout = orDefault(opts.WriteTimeout, DefaultClientWriteLimit)
+	opts.WriteTimeout = orDefault(opts.WriteTimeout, DefaultClientWriteTimeout)
 	opts.MinBackoff = orDefault(opts.MinBackoff, DefaultMinBackoff)
 	opts.MaxBackoff = orDefault(opts.MaxBackoff, DefaultMaxBackoff)
 	opts.PushBuffer = orDefault(opts.PushBuffer, DefaultPushBuffer)

@@ -299,7 +299,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// ReplyTopic returns the reply topic of the instance: ReplyTopicPrefix +
+// replyTopic returns the reply topic of the instance: ReplyTopicPrefix +
 // InstanceID.
 func (c *Config) replyTopic() string { return c.ReplyTopicPrefix + c.InstanceID }
 
