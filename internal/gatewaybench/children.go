@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkahub/kafkahub/internal/gatewayloop"
+	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
+)
+
+// memStats is the gateway process's memory, measured after garbage
+// collection.
+type memStats struct {
+	HeapInuse  uint64 `json:"heap_inuse"`
+	StackInuse uint64 `json:"stack_inuse"`
+	RSS        uint64 `json:"rss"`
+	Goroutines int    `json:"goroutines"`
+	Sessions   int    `json:"sessions"`
+}
+
+func (m memStats) total() int64 { return int64(m.HeapInuse + m.StackInuse) }
+
+func measureMem() memStats {
+	for range 3 { // several cycles, so idle goroutine stacks shrink
+		runtime.GC()
+	}
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memStats{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, RSS: rss(), Goroutines: runtime.NumGoroutine()}
+}
+
+// rss reads the process's resident set size from /proc.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseUint(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// runGatewayChild runs one gateway instance and answers the parent's
+// commands: mem, sessions, cpu start PATH, cpu stop, heap PATH, quit.
+func runGatewayChild(o options) int {
+	raiseNoFile()
+	fail := func(err error) int {
+		fmt.Printf("ERR %v\n", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if o.loop {
+		gatewayloop.Install(func(string) *gatewayloop.Loop { return newEchoLoop() })
+	}
+	secret, err := hex.DecodeString(o.secret)
+	if err != nil {
+		return fail(err)
+	}
+	auth, err := tcphub.NewHMACAuthenticator(secret)
+	if err != nil {
+		return fail(err)
+	}
+	srv, err := tcphub.NewServer(tcphub.Config{
+		BrokerAddrs:    strings.Split(o.brokers, ","),
+		RequestTopic:   o.topic,
+		PresenceTopic:  o.topic + ".presence",
+		Authenticator:  auth,
+		Heartbeat:      o.heartbeat,
+		RateLimit:      -1,
+		MaxConnections: 1 << 20,
+		Logger:         log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err = srv.Start(ctx)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), l) }()
+	fmt.Printf("ADDR %s\n", l.Addr())
+
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "mem":
+			m := measureMem()
+			_, m.Sessions = srv.Connections()
+			b, _ := json.Marshal(m)
+			fmt.Printf("MEM %s\n", b)
+		case "sessions":
+			_, n := srv.Connections()
+			fmt.Printf("SESSIONS %d\n", n)
+		case "cpu":
+			if len(f) == 3 && f[1] == "start" {
+				pf, err := os.Create(f[2])
+				if err == nil {
+					err = pprof.StartCPUProfile(pf)
+				}
+				if err != nil {
+					fmt.Printf("ERR %v\n", err)
+					continue
+				}
+			} else {
+				pprof.StopCPUProfile()
+			}
+			fmt.Println("OK")
+		case "heap":
+			pf, err := os.Create(f[1])
+			if err == nil {
+				err = pprof.WriteHeapProfile(pf)
+				_ = pf.Close()
+			}
+			if err != nil {
+				fmt.Printf("ERR %v\n", err)
+				continue
+			}
+			fmt.Println("OK")
+		case "quit":
+			goto quit
+		}
+	}
+quit:
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fail(fmt.Errorf("shutdown: %w", err))
+	}
+	<-served
+	fmt.Println("BYE")
+	return 0
+}
+
+// newEchoLoop is the in-memory stand-in for Kafka and the echo worker of
+// the gateway-only scenarios: each request record is acknowledged at once
+// and answered with its own payload, in order, from one goroutine (as the
+// producer reports deliveries from one goroutine).
+func newEchoLoop() *gatewayloop.Loop {
+	in := make(chan *kafka.ProducerMessage, 1<<16)
+	out := make(chan *sarama.ConsumerMessage, 1<<16)
+	go func() {
+		var offset int64
+		for msg := range in {
+			msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic, Offset: offset})
+			reply := &sarama.ConsumerMessage{Topic: "loop", Key: msg.Key, Value: msg.Value, Offset: offset}
+			offset++
+			add := func(k, v string) {
+				reply.Headers = append(reply.Headers, &sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+			}
+			reply.Headers = make([]*sarama.RecordHeader, 0, 6)
+			add(tcphub.HeaderKind, tcphub.KindResponse)
+			add(tcphub.HeaderStatus, "200")
+			for _, h := range msg.Headers {
+				switch h.Key {
+				case tcphub.HeaderDevice, tcphub.HeaderConn, tcphub.HeaderRequest, tcphub.HeaderContentType:
+					reply.Headers = append(reply.Headers, &sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+				}
+			}
+			out <- reply
+		}
+	}()
+	return &gatewayloop.Loop{Produce: func(m *kafka.ProducerMessage) { in <- m }, Replies: out}
+}
+
+// runDevicesChild opens o.n idle, authenticated device connections to
+// o.addr, prints READY and the seconds it took, and holds them until its
+// standard input closes. A device is a socket and nothing else: no
+// goroutine, no buffer.
+func runDevicesChild(o options) int {
+	raiseNoFile()
+	secret, err := hex.DecodeString(o.secret)
+	if err != nil {
+		fmt.Printf("ERR %v\n", err)
+		return 1
+	}
+	var srcs []*net.TCPAddr
+	for _, s := range strings.Split(o.src, ",") {
+		if s != "" {
+			srcs = append(srcs, &net.TCPAddr{IP: net.ParseIP(s)})
+		}
+	}
+	conns := make([]net.Conn, o.n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	start := time.Now()
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for firstErr.Load() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= o.n {
+					return
+				}
+				c, err := dialIdle(o, secret, srcs, i, &buf)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		fmt.Printf("ERR after %d connections: %v\n", next.Load(), *p)
+		return 1
+	}
+	fmt.Printf("READY %.3f\n", time.Since(start).Seconds())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+func dialIdle(o options, secret []byte, srcs []*net.TCPAddr, i int, buf *[]byte) (net.Conn, error) {
+	dev := fmt.Sprintf("%s-%07d", o.label, o.first+i)
+	tok, err := tcphub.NewToken(secret, dev, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: 30 * time.Second}
+	if len(srcs) > 0 {
+		d.LocalAddr = srcs[i%len(srcs)]
+	}
+	c, err := d.Dial("tcp", o.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := handshake(c, dev, tok, buf); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// handshake sends hello and reads the welcome without a buffered reader,
+// so nothing stays allocated for an idle device.
+func handshake(c net.Conn, dev, tok string, buf *[]byte) error {
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	defer func() { _ = c.SetDeadline(time.Time{}) }()
+	b, err := wire.AppendFrame((*buf)[:0], wire.Frame{Type: wire.TypeHello, Device: dev, Token: tok, Client: "gatewaybench"})
+	if err != nil {
+		return err
+	}
+	*buf = b
+	if _, err := c.Write(b); err != nil {
+		return err
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return fmt.Errorf("reading welcome: %w", err)
+	}
+	n := int(hdr[0])<<24 | int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
+	if n > 64<<10 {
+		return fmt.Errorf("welcome of %d bytes", n)
+	}
+	body := make([]byte, 4+n)
+	copy(body, hdr[:])
+	if _, err := io.ReadFull(c, body[4:]); err != nil {
+		return fmt.Errorf("reading welcome: %w", err)
+	}
+	f, err := wire.NewReader(bytes.NewReader(body), 0).ReadFrame()
+	if err != nil {
+		return err
+	}
+	if f.Type != wire.TypeWelcome {
+		return fmt.Errorf("got %s %s %s instead of welcome", f.Type, f.Code, f.Message)
+	}
+	return nil
+}
