@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime/debug"
@@ -74,6 +75,10 @@ type conn struct {
 	// registered and never change after.
 	device string
 	client string
+	// deviceBytes and idBytes are device and id for record keys and
+	// headers, shared by every request of the connection.
+	deviceBytes []byte
+	idBytes     []byte
 
 	wwg sync.WaitGroup // the writer, while one runs
 
@@ -86,12 +91,12 @@ type conn struct {
 	reason    error
 	linger    *time.Timer
 
-	rmu        sync.Mutex
-	reqs       []*request // accepted, waiting for the submitter
-	inflight   int        // queued + being written to Kafka
-	submitting bool
-	sending    string              // id of the request in Send
-	held       map[string][][]byte // responses that arrived before their ack
+	rmu     sync.Mutex
+	pending []*request          // handed to the producer, not yet answered, in arrival order
+	held    map[string][][]byte // responses that arrived before their ack
+	timer   *time.Timer         // ProduceTimeout of the oldest pending request
+	timerOn bool
+	stopped bool // the connection is finished: no more timer
 
 	// Reader-only state.
 	authed     bool
@@ -100,16 +105,6 @@ type conn struct {
 	deadlineAt time.Time
 	hdr        [4]byte
 	pre        prefixReader
-}
-
-// request is a device request on its way to Kafka.
-type request struct {
-	id      string
-	topic   string
-	route   string
-	ct      string
-	payload []byte
-	arrived time.Time
 }
 
 // prefixReader yields the bytes read while the connection was idle, then
@@ -373,6 +368,8 @@ func (c *conn) onHello(f *wire.Frame) error {
 		c.device = f.Device
 	}
 	c.client = f.Client
+	c.deviceBytes = []byte(c.device)
+	c.idBytes = []byte(c.id)
 
 	welcome := encode(wire.Frame{
 		Type: wire.TypeWelcome, Session: c.id,
@@ -432,7 +429,7 @@ func (c *conn) onRequest(f *wire.Frame) {
 		topic = t
 	}
 	c.rmu.Lock()
-	busy := c.inflight >= s.cfg.MaxInFlight
+	busy := len(c.pending) >= s.cfg.MaxInFlight
 	c.rmu.Unlock()
 	if busy {
 		c.sendError(f.ID, wire.CodeTooManyInFlight, "max_inflight is "+strconv.Itoa(s.cfg.MaxInFlight), 0)
@@ -446,24 +443,12 @@ func (c *conn) onRequest(f *wire.Frame) {
 		c.sendError(f.ID, wire.CodeUnavailable, "server shutting down", s.cfg.GoodbyeDelay)
 		return
 	}
-	ct := f.ContentType
-	if ct == "" {
-		ct = ContentTypeJSON
-		if f.Binary {
-			ct = ContentTypeBinary
-		}
-	}
-	r := &request{id: f.ID, topic: topic, route: f.Route, ct: ct, payload: f.Payload, arrived: time.Now()}
+	r := c.newRequest(f, topic)
 	c.rmu.Lock()
-	c.reqs = append(c.reqs, r)
-	c.inflight++
-	start := !c.submitting
-	c.submitting = true
+	c.pending = append(c.pending, r)
+	c.armTimerLocked()
 	c.rmu.Unlock()
-	if start {
-		s.submitWG.Add(1)
-		go c.submitLoop()
-	}
+	c.produce(r)
 }
 
 // takeToken applies the per-connection rate limit. When refused it returns
@@ -483,91 +468,260 @@ func (c *conn) takeToken() (time.Duration, bool) {
 	return max(time.Millisecond, time.Duration((1-c.tokens)/rate*float64(time.Second))), false
 }
 
-// submitLoop writes the connection's requests to Kafka one after another,
-// in arrival order, so that one device's records keep their order in the
-// partition its key selects. It runs only while requests are waiting.
-func (c *conn) submitLoop() {
-	defer c.srv.submitWG.Done()
-	for {
-		c.rmu.Lock()
-		if len(c.reqs) == 0 {
-			c.reqs = nil
-			c.submitting = false
-			c.rmu.Unlock()
-			return
-		}
-		r := c.reqs[0]
-		c.reqs[0] = nil
-		c.reqs = c.reqs[1:]
-		c.sending = r.id
+// Request states.
+const (
+	reqPending uint8 = iota // handed to the producer, no answer yet
+	reqAcked                // Kafka has it
+	reqFailed               // not written, or not known to be written in time
+)
+
+// request is a device request on its way to Kafka. The record, its
+// headers and the request are one allocation.
+type request struct {
+	c       *conn
+	id      string
+	arrived time.Time
+	state   uint8 // under c.rmu
+	msg     kafka.ProducerMessage
+	headers [8]kafka.Header
+	trace   [16]byte
+	idBytes []byte
+}
+
+// Header values that are the same for every request of a connection, or of
+// the server, made once.
+var (
+	ctJSONBytes   = []byte(ContentTypeJSON)
+	ctBinaryBytes = []byte(ContentTypeBinary)
+)
+
+func (c *conn) newRequest(f *wire.Frame, topic string) *request {
+	s := c.srv
+	r := &request{c: c, id: f.ID, arrived: time.Now(), idBytes: []byte(f.ID)}
+	var ct []byte
+	switch {
+	case f.ContentType != "":
+		ct = []byte(f.ContentType)
+	case f.Binary:
+		ct = ctBinaryBytes
+	default:
+		ct = ctJSONBytes
+	}
+	const hexDigits = "0123456789abcdef"
+	for i, v := 0, rand.Uint64(); i < len(r.trace); i, v = i+1, v>>4 {
+		r.trace[i] = hexDigits[v&15]
+	}
+	h := append(r.headers[:0],
+		kafka.Header{Key: HeaderDevice, Value: c.deviceBytes},
+		kafka.Header{Key: HeaderConn, Value: c.idBytes},
+		kafka.Header{Key: HeaderRequest, Value: r.idBytes},
+		kafka.Header{Key: HeaderInstance, Value: s.instanceBytes},
+		kafka.Header{Key: HeaderReplyTo, Value: s.replyToBytes},
+		kafka.Header{Key: HeaderContentType, Value: ct},
+		kafka.Header{Key: HeaderTraceID, Value: r.trace[:]},
+	)
+	if f.Route != "" {
+		h = append(h, kafka.Header{Key: HeaderRoute, Value: []byte(f.Route)})
+	}
+	r.msg = kafka.ProducerMessage{Topic: topic, Key: c.deviceBytes, Value: f.Payload, Headers: h, OnDelivery: r.delivered}
+	return r
+}
+
+// produce hands a request's record to the producer. Only the reader calls
+// it, so a connection's records reach the producer in frame order, and the
+// idempotent producer keeps that order in the partition the device id
+// selects. Many records of a connection may be in flight at once (up to
+// MaxInFlight); their answers are sent in the same order (see complete).
+// When the producer's buffer is full the reader waits, at most until the
+// request's deadline.
+func (c *conn) produce(r *request) {
+	s := c.srv
+	if s.loop != nil {
+		s.loop.Produce(&r.msg)
+		return
+	}
+	out := s.producer.Channels()
+	select {
+	case out.Output <- &r.msg:
+		return
+	default:
+	}
+	t := time.NewTimer(time.Until(r.arrived.Add(s.cfg.ProduceTimeout)))
+	defer t.Stop()
+	var err error
+	select {
+	case out.Output <- &r.msg:
+		return
+	case <-out.Closer:
+		err = kafka.ErrClosed
+	case <-s.baseCtx.Done():
+		err = s.baseCtx.Err()
+	case <-t.C:
+		err = context.DeadlineExceeded
+	}
+	r.delivered(kafka.Delivery{Message: &r.msg, Topic: r.msg.Topic, Partition: -1, Offset: -1, Err: err})
+}
+
+// delivered is the record's OnDelivery: the producer's answer, called
+// once, from the producer's goroutine (or by produce when the record never
+// reached the producer).
+func (r *request) delivered(d kafka.Delivery) {
+	c := r.c
+	s := c.srv
+	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
+	c.rmu.Lock()
+	if r.state != reqPending { // already answered: its deadline passed
 		c.rmu.Unlock()
+		return
+	}
+	r.state = reqAcked
+	if d.Err != nil {
+		r.state = reqFailed
+	}
+	out := c.completeLocked(nil)
+	c.rmu.Unlock()
+	if d.Err != nil {
+		c.logger().Warn("request not written to Kafka", "request", r.id, "topic", r.msg.Topic, "error", d.Err)
+	}
+	c.answer(out)
+}
 
-		c.submit(r)
+// answered is a request taken off the pending list, with the responses
+// that waited for its ack.
+type answered struct {
+	r    *request
+	held [][]byte
+}
 
-		c.rmu.Lock()
-		c.inflight--
-		c.sending = ""
-		held := c.held[r.id]
-		delete(c.held, r.id)
+// completeLocked takes the answered requests off the head of the pending
+// list, in arrival order: acks (and errors) go out in the order the
+// requests came in. The caller holds rmu and passes the result to answer.
+func (c *conn) completeLocked(out []answered) []answered {
+	n := 0
+	for _, r := range c.pending {
+		if r.state == reqPending {
+			break
+		}
+		a := answered{r: r}
+		if c.held != nil {
+			a.held = c.held[r.id]
+			delete(c.held, r.id)
+		}
+		out = append(out, a)
+		n++
+	}
+	if n > 0 {
+		clear(c.pending[:n])
+		c.pending = c.pending[n:]
+		if len(c.pending) == 0 {
+			c.pending = nil
+		}
 		if len(c.held) == 0 {
 			c.held = nil
 		}
-		c.rmu.Unlock()
-		for _, b := range held {
+	}
+	return out
+}
+
+// answer queues the ack or error of each answered request, then the
+// responses held for it, and lets the server's request count go.
+func (c *conn) answer(out []answered) {
+	s := c.srv
+	for _, a := range out {
+		if a.r.state == reqAcked {
+			if c.enqueue(encode(wire.Frame{Type: wire.TypeAck, ID: a.r.id}), wire.TypeAck) == nil {
+				s.m.acks.Inc()
+			}
+		} else {
+			c.sendError(a.r.id, wire.CodeUnavailable, "not written to Kafka", s.cfg.RetryAfter)
+		}
+		for _, b := range a.held {
 			_ = c.enqueue(b, wire.TypeResponse)
 		}
+		s.requests.leave()
+	}
+}
+
+// armTimerLocked makes sure the deadline timer runs while requests are
+// pending. The caller holds rmu.
+func (c *conn) armTimerLocked() {
+	if c.timerOn || len(c.pending) == 0 {
+		return
+	}
+	d := time.Until(c.pending[0].arrived.Add(c.srv.cfg.ProduceTimeout))
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.expire)
+	} else {
+		c.timer.Reset(d)
+	}
+	c.timerOn = true
+}
+
+// expire answers unavailable to the pending requests whose ProduceTimeout
+// has passed (their records may still land in Kafka), and re-arms the timer
+// for the oldest remaining one. The timer is armed for the oldest pending
+// request's deadline and not moved when requests complete: when it fires
+// early it only re-arms.
+func (c *conn) expire() {
+	now := time.Now()
+	timeout := c.srv.cfg.ProduceTimeout
+	c.rmu.Lock()
+	c.timerOn = false
+	if c.stopped {
+		c.rmu.Unlock()
+		return
+	}
+	for _, r := range c.pending {
+		if r.state == reqPending && !now.Before(r.arrived.Add(timeout)) {
+			r.state = reqFailed
+		}
+	}
+	out := c.completeLocked(nil)
+	c.armTimerLocked()
+	c.rmu.Unlock()
+	for _, a := range out {
+		if a.r.state == reqFailed {
+			c.logger().Warn("request not acknowledged by Kafka in time", "request", a.r.id, "topic", a.r.msg.Topic, "timeout", timeout)
+		}
+	}
+	c.answer(out)
+}
+
+// abandonPending runs when the connection is finished: nobody can be told
+// about the requests still waiting for Kafka (the device resends them after
+// reconnecting, and their records may still land), so they are dropped
+// from the server's count now, and the deadline timer is stopped.
+func (c *conn) abandonPending() {
+	c.rmu.Lock()
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	for _, r := range c.pending {
+		if r.state == reqPending {
+			r.state = reqFailed
+		}
+	}
+	out := c.completeLocked(nil)
+	c.held = nil
+	c.rmu.Unlock()
+	for range out {
 		c.srv.requests.leave()
 	}
 }
 
-func (c *conn) submit(r *request) {
-	s := c.srv
-	c.qmu.Lock()
-	open := c.qstate == qOpen
-	c.qmu.Unlock()
-	if !open {
-		// Nobody can be told about it: the device resends it after
-		// reconnecting, so do not write it now.
-		return
-	}
-	headers := make([]kafka.Header, 0, 9)
-	headers = append(headers,
-		kafka.Header{Key: HeaderDevice, Value: []byte(c.device)},
-		kafka.Header{Key: HeaderConn, Value: []byte(c.id)},
-		kafka.Header{Key: HeaderRequest, Value: []byte(r.id)},
-		kafka.Header{Key: HeaderInstance, Value: []byte(s.cfg.InstanceID)},
-		kafka.Header{Key: HeaderReplyTo, Value: []byte(s.replyTopic)},
-		kafka.Header{Key: HeaderContentType, Value: []byte(r.ct)},
-		kafka.Header{Key: HeaderTraceID, Value: []byte(randomHex(8))},
-	)
-	if r.route != "" {
-		headers = append(headers, kafka.Header{Key: HeaderRoute, Value: []byte(r.route)})
-	}
-	ctx, cancel := context.WithDeadline(s.baseCtx, r.arrived.Add(s.cfg.ProduceTimeout))
-	err := s.producer.Send(ctx, &kafka.ProducerMessage{Topic: r.topic, Key: []byte(c.device), Value: r.payload, Headers: headers})
-	cancel()
-	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
-	if err != nil {
-		c.logger().Warn("request not written to Kafka", "request", r.id, "topic", r.topic, "error", err)
-		c.sendError(r.id, wire.CodeUnavailable, "not written to Kafka", s.cfg.RetryAfter)
-		return
-	}
-	if c.send(wire.Frame{Type: wire.TypeAck, ID: r.id}) == nil {
-		s.m.acks.Inc()
-	}
-}
-
 // holdResponse keeps a response whose request is still waiting for Kafka's
-// answer, so that the device gets the ack first; the submitter queues it
-// after the ack. It reports false when the request is not in flight.
+// answer (or for the answers of requests before it), so that the device
+// gets the ack first; it is queued right after the ack. It reports false
+// when the request is not pending.
 func (c *conn) holdResponse(id string, b []byte) bool {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	inFlight := c.sending == id
-	for _, r := range c.reqs {
-		inFlight = inFlight || r.id == id
+	pending := false
+	for _, r := range c.pending {
+		pending = pending || r.id == id
 	}
-	if !inFlight {
+	if !pending {
 		return false
 	}
 	if c.held == nil {
@@ -805,6 +959,7 @@ func (c *conn) finish(err error) {
 		_, _ = io.Copy(io.Discard, c.nc)
 	}
 	c.abort()
+	c.abandonPending()
 	c.wwg.Wait()
 
 	c.qmu.Lock()

@@ -102,6 +102,20 @@ func (s *Server) deliverLoop(pc sarama.PartitionConsumer) {
 	}
 }
 
+// loopReplies delivers the records of the benchmark's in-memory loop
+// (see internal/gatewayloop) until shutdown begins.
+func (s *Server) loopReplies() {
+	defer s.bgWG.Done()
+	for {
+		select {
+		case msg := <-s.loop.Replies:
+			s.deliver(msg)
+		case <-s.quit:
+			return
+		}
+	}
+}
+
 func header(msg *sarama.ConsumerMessage, key string) string {
 	for _, h := range msg.Headers {
 		if h != nil && string(h.Key) == key {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/kafkahub/kafkahub/internal/gatewayloop"
 	"github.com/kafkahub/kafkahub/kafka"
 )
 
@@ -33,7 +34,11 @@ type Server struct {
 	reg        *registry
 	authLimit  *ipLimiter
 	replyTopic string
-	presence   *presencePublisher
+	// instanceBytes and replyToBytes are header values of every request.
+	instanceBytes []byte
+	replyToBytes  []byte
+	presence      *presencePublisher
+	loop          *gatewayloop.Loop // nil except in the gateway benchmark
 
 	open     atomic.Int64 // accepted connections not yet torn down
 	draining atomic.Bool  // goodbye sent: new requests refused
@@ -53,11 +58,10 @@ type Server struct {
 	partitions []sarama.PartitionConsumer
 	listeners  map[net.Listener]struct{}
 
-	quit     chan struct{} // closed when Shutdown begins
-	done     chan struct{} // closed when Shutdown has finished
-	connWG   sync.WaitGroup
-	submitWG sync.WaitGroup
-	bgWG     sync.WaitGroup
+	quit   chan struct{} // closed when Shutdown begins
+	done   chan struct{} // closed when Shutdown has finished
+	connWG sync.WaitGroup
+	bgWG   sync.WaitGroup
 }
 
 // NewServer validates cfg and returns a server. It does not touch the
@@ -84,6 +88,8 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.presence = newPresencePublisher(s)
+	s.loop = gatewayloop.For(c.InstanceID)
+	s.instanceBytes, s.replyToBytes = []byte(c.InstanceID), []byte(s.replyTopic)
 	return s, nil
 }
 
@@ -228,6 +234,10 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	for _, pc := range pcs {
 		s.bgWG.Add(1)
 		go s.deliverLoop(pc)
+	}
+	if s.loop != nil {
+		s.bgWG.Add(1)
+		go s.loopReplies()
 	}
 	s.bgWG.Add(1)
 	go s.presence.run()
@@ -376,7 +386,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.connWG.Wait()
 	}
-	s.submitWG.Wait() // connections are gone: no new submitter can start
 	s.cancelBase()
 
 	s.mu.Lock()
