@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kafkahub/kafkahub/kafka"
@@ -199,9 +200,16 @@ func (c *conn) run() error {
 }
 
 // readLoop reads frames until an error. While idle it holds no read
-// buffer: it waits in Read with the 4-byte header array and borrows a
-// pooled buffer for the burst of frames that follows.
+// buffer: a plain TCP connection waits for readability with no buffer at
+// all (see readLoopRaw); others (TLS) wait in Read with the 4-byte header
+// array. Either way a pooled buffer is borrowed for the burst of frames
+// that follows.
 func (c *conn) readLoop() error {
+	if sc, ok := c.nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			return c.readLoopRaw(rc)
+		}
+	}
 	for {
 		c.setReadDeadline(true)
 		n, err := c.nc.Read(c.hdr[:])
@@ -211,15 +219,76 @@ func (c *conn) readLoop() error {
 			}
 			return c.readError(err)
 		}
-		if err := c.readBurst(n); err != nil {
+		if err := c.readBurst(c.hdr[:n]); err != nil {
 			return err
 		}
 	}
 }
 
-func (c *conn) readBurst(n int) error {
+// firstReads are the buffers of the first read of a burst on plain TCP
+// connections.
+var firstReads = sync.Pool{New: func() any { return new([readBufSize]byte) }}
+
+// rawRead is one wait for input on a plain TCP connection: the poller
+// calls try when the socket may be readable, and try borrows a buffer only
+// for the read itself, so an idle connection holds none, and a burst costs
+// one read system call less than reading its header first.
+type rawRead struct {
+	buf *[readBufSize]byte
+	n   int
+	err error
+}
+
+func (rr *rawRead) try(fd uintptr) bool {
+	b := firstReads.Get().(*[readBufSize]byte)
+	for {
+		rr.n, rr.err = syscall.Read(int(fd), b[:])
+		if rr.err != syscall.EINTR {
+			break
+		}
+	}
+	if rr.err == syscall.EAGAIN {
+		firstReads.Put(b)
+		return false // wait until readable (or the deadline)
+	}
+	rr.buf = b
+	return true
+}
+
+func (c *conn) readLoopRaw(rc syscall.RawConn) error {
+	rr := &rawRead{}
+	try := rr.try
+	for {
+		c.setReadDeadline(true)
+		*rr = rawRead{}
+		err := rc.Read(try)
+		if rr.buf != nil {
+			if err == nil && rr.err == nil && rr.n > 0 {
+				err = c.readBurst(rr.buf[:rr.n])
+				firstReads.Put(rr.buf)
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			firstReads.Put(rr.buf)
+		}
+		switch {
+		case err != nil:
+			return c.readError(err)
+		case rr.err != nil:
+			return c.readError(&net.OpError{Op: "read", Net: "tcp", Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", rr.err)})
+		default:
+			return c.readError(io.EOF)
+		}
+	}
+}
+
+// readBurst reads frames, starting with the bytes already read, until the
+// input is drained.
+func (c *conn) readBurst(first []byte) error {
 	br := readBufs.Get().(*bufio.Reader)
-	c.pre = prefixReader{buf: c.hdr[:n], r: c.nc}
+	c.pre = prefixReader{buf: first, r: c.nc}
 	br.Reset(&c.pre)
 	defer func() {
 		br.Reset(nil)
@@ -236,7 +305,7 @@ func (c *conn) readBurst(n int) error {
 		if err := c.handle(&f); err != nil {
 			return err
 		}
-		if br.Buffered() == 0 {
+		if br.Buffered() == 0 && len(c.pre.buf) == 0 {
 			return nil
 		}
 		c.setReadDeadline(false)
@@ -918,8 +987,15 @@ func (c *conn) writeLoop() {
 			timeout = slowWriteGrace
 		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
-		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
+		var err error
+		if len(batch) == 1 {
+			// A plain write: writev would keep an iovec array in the
+			// socket for the connection's life.
+			_, err = c.nc.Write(batch[0])
+		} else {
+			bufs := net.Buffers(batch)
+			_, err = bufs.WriteTo(c.nc)
+		}
 		clear(batch)
 		batch = batch[:0]
 		if err != nil {

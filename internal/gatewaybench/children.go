@@ -72,6 +72,9 @@ func rss() uint64 {
 // commands: mem, sessions, cpu start PATH, cpu stop, heap PATH, quit.
 func runGatewayChild(o options) int {
 	raiseNoFile()
+	if o.memRate > 0 {
+		runtime.MemProfileRate = o.memRate
+	}
 	fail := func(err error) int {
 		fmt.Printf("ERR %v\n", err)
 		return 1

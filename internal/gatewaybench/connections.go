@@ -18,8 +18,9 @@ type gatewayProc struct {
 	addr string
 }
 
-func startGateway(env *benchEnv, name, topic string, loop bool) (*gatewayProc, error) {
+func startGateway(env *benchEnv, name, topic string, loop bool, extra ...string) (*gatewayProc, error) {
 	args := []string{"-role", "gateway", "-brokers", joinAddrs(env.brokers), "-topic", topic, "-secret", env.secret}
+	args = append(args, extra...)
 	if loop {
 		args = append(args, "-loop")
 	}
@@ -90,7 +91,12 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 	errs := make(chan error, inst)
 	for k := range inst {
 		go func() {
-			g, err := startGateway(env, fmt.Sprintf("gateway-%d", k), topic, false)
+			var extra []string
+			if o.profileDir != "" && k == 0 {
+				// Every allocation sampled: an exact heap profile.
+				extra = []string{"-memprofilerate", "1"}
+			}
+			g, err := startGateway(env, fmt.Sprintf("gateway-%d", k), topic, false, extra...)
 			gws[k] = g
 			errs <- err
 		}()
@@ -188,7 +194,7 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 		}
 	}
 	time.Sleep(time.Second) // presence records written, writers gone
-	var heap, rssDelta, gor int64
+	var heap, stack, rssDelta, gor int64
 	for k, g := range gws {
 		after, err := g.mem()
 		if err != nil {
@@ -198,6 +204,7 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 			return r, fmt.Errorf("gateway %d: %d sessions at measurement, want %d", k, after.Sessions, per[k]+1)
 		}
 		heap += after.total() - before[k].total()
+		stack += int64(after.StackInuse) - int64(before[k].StackInuse)
 		rssDelta += int64(after.RSS) - int64(before[k].RSS)
 		gor += int64(after.Goroutines - before[k].Goroutines)
 		r.RSSMiB += float64(after.RSS) / (1 << 20)
@@ -211,5 +218,6 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 	r.HeapPerConnKiB = float64(heap) / float64(n) / 1024
 	r.RSSPerConnKiB = float64(rssDelta) / float64(n) / 1024
 	r.GoroutinesPerConn = float64(gor) / float64(n)
+	r.StackPerConnKiB = float64(stack) / float64(n) / 1024
 	return r, nil
 }

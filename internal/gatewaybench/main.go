@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ type options struct {
 	perProcess int
 	svg        string
 	profileDir string
+	cpuProfile string
 
 	// Child options.
 	brokers   string
@@ -58,6 +60,7 @@ type options struct {
 	loop      bool
 	heartbeat time.Duration
 	label     string
+	memRate   int
 }
 
 func main() {
@@ -76,6 +79,7 @@ func main() {
 	flag.IntVar(&o.perProcess, "per-process", 0, "most connections per gateway (and device) process; 0: the open-file limit less a margin")
 	flag.StringVar(&o.svg, "svg", "", "write a chart of memory per connection to this SVG file")
 	flag.StringVar(&o.profileDir, "profile", "", "write the gateway's CPU profiles (round trips) and heap profiles (connections) to this directory")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (embedded broker, echo worker and load generator) to this file")
 	// Child flags.
 	flag.StringVar(&o.brokers, "brokers", "", "internal")
 	flag.StringVar(&o.topic, "topic", "", "internal")
@@ -87,6 +91,7 @@ func main() {
 	flag.BoolVar(&o.loop, "loop", false, "internal")
 	flag.DurationVar(&o.heartbeat, "heartbeat", 10*time.Minute, "internal")
 	flag.StringVar(&o.label, "label", "", "internal")
+	flag.IntVar(&o.memRate, "memprofilerate", 0, "internal")
 	flag.Parse()
 
 	switch o.role {
@@ -146,6 +151,7 @@ type result struct {
 	// and the gateway processes the connections were spread over.
 	RSSPerConnKiB     float64 `json:"rss_per_conn_kib,omitempty"`
 	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
+	StackPerConnKiB   float64 `json:"stack_per_conn_kib,omitempty"` // the part of heap_per_conn_kib that is goroutine stacks
 	Instances         int     `json:"instances,omitempty"`
 
 	Broker string  `json:"broker"`
@@ -168,6 +174,19 @@ func run(o options) error {
 		fmt.Printf("gatewaybench: RLIMIT_NOFILE %d (hard %d): at most %d connections per process\n", soft, hard, o.perProcess)
 	}
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
 	env, err := startEnv(ctx, o)
 	if err != nil {
 		return err
