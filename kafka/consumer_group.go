@@ -55,13 +55,12 @@ type ConsumerGroup struct {
 
 	client atomic.Pointer[sarama.Client]
 
-	upstream      chan Message
-	errors        chan error
-	droppedErrors atomic.Uint64
-	initialised   chan struct{}
-	closer        chan struct{}
-	closed        chan struct{}
-	closeOnce     sync.Once
+	upstream    chan Message
+	errs        *errorSink
+	initialised chan struct{}
+	closer      chan struct{}
+	closed      chan struct{}
+	closeOnce   sync.Once
 
 	// session bookkeeping, touched by Sarama's Setup/Cleanup.
 	sessMu        sync.Mutex
@@ -111,11 +110,11 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		workers:     make(chan int, c.NumWorkers),
 		commits:     newCommitSignal(),
 		upstream:    make(chan Message, c.UpstreamBufferSize),
-		errors:      make(chan error, c.ErrorsBufferSize),
 		initialised: make(chan struct{}),
 		closer:      make(chan struct{}),
 		closed:      make(chan struct{}),
 	}
+	g.errs = newErrorSink(c.ErrorsBufferSize, g.log)
 	for i := range c.NumWorkers {
 		g.workers <- i
 	}
@@ -235,7 +234,7 @@ func (g *ConsumerGroup) StateChan(s State) <-chan struct{} { return g.states.Ent
 func (g *ConsumerGroup) Channels() ConsumerGroupChannels {
 	return ConsumerGroupChannels{
 		Upstream:    g.upstream,
-		Errors:      g.errors,
+		Errors:      g.errs.ch,
 		Initialised: g.initialised,
 		Closer:      g.closer,
 		Closed:      g.closed,
@@ -254,16 +253,9 @@ func (g *ConsumerGroup) IsInitialised() bool {
 
 // DroppedErrors returns how many errors were dropped because the Errors
 // channel was full.
-func (g *ConsumerGroup) DroppedErrors() uint64 { return g.droppedErrors.Load() }
+func (g *ConsumerGroup) DroppedErrors() uint64 { return g.errs.dropped.Load() }
 
-func (g *ConsumerGroup) pushError(err error) {
-	select {
-	case g.errors <- err:
-	default:
-		n := g.droppedErrors.Add(1)
-		g.log.Error("consumer error dropped: Errors channel full", "error", err, "dropped_total", n)
-	}
-}
+func (g *ConsumerGroup) pushError(err error) { g.errs.push(err) }
 
 // Checker reports health: CRITICAL when fewer than MinBrokersHealthy brokers
 // answer (or the consumer is closed), WARNING when they answer but a topic
@@ -274,15 +266,11 @@ func (g *ConsumerGroup) Checker(ctx context.Context) Health {
 		return Health{Status: HealthCritical, Message: "consumer closed", CheckedAt: time.Now()}
 	default:
 	}
-	addrs := g.cfg.BrokerAddrs
+	var client sarama.Client
 	if c := g.client.Load(); c != nil {
-		if bs := (*c).Brokers(); len(bs) > 0 {
-			addrs = make([]string, len(bs))
-			for i, b := range bs {
-				addrs[i] = b.Addr()
-			}
-		}
+		client = *c
 	}
+	addrs := knownBrokers(client, g.cfg.BrokerAddrs)
 	return checkHealth(ctx, addrs, g.scfg, g.cfg.Topics, g.cfg.MinBrokersHealthy)
 }
 
@@ -518,7 +506,7 @@ func (g *ConsumerGroup) finish() {
 		<-g.dlt.Channels().Closed
 	}
 	close(g.upstream)
-	close(g.errors)
+	close(g.errs.ch)
 	g.states.Set(Closed)
 	close(g.closed)
 	g.log.Info("consumer group closed")

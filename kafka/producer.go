@@ -23,7 +23,7 @@ type Producer struct {
 
 	output      chan *ProducerMessage
 	in          chan *envelope
-	errors      chan error
+	errs        *errorSink
 	initialised chan struct{}
 	closer      chan struct{}
 	closed      chan struct{}
@@ -37,7 +37,6 @@ type Producer struct {
 	lastInit error
 
 	defaultHeaders atomic.Pointer[[]Header]
-	droppedErrors  atomic.Uint64
 
 	stopInit  context.CancelFunc
 	initDone  chan struct{} // closed when the initialisation goroutine exits
@@ -87,13 +86,13 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 		log:         c.Logger.With("component", "kafka.producer", "topic", c.Topic),
 		output:      make(chan *ProducerMessage, c.OutputBufferSize),
 		in:          make(chan *envelope),
-		errors:      make(chan error, c.ErrorsBufferSize),
 		initialised: make(chan struct{}),
 		closer:      make(chan struct{}),
 		closed:      make(chan struct{}),
 		nudge:       make(chan struct{}, 1),
 		initDone:    make(chan struct{}),
 	}
+	p.errs = newErrorSink(c.ErrorsBufferSize, p.log)
 	empty := []Header{}
 	p.defaultHeaders.Store(&empty)
 
@@ -281,16 +280,7 @@ func (p *Producer) report(env *envelope, d Delivery) {
 	}
 }
 
-// pushError never blocks: a user who does not read Errors must not stall
-// deliveries.
-func (p *Producer) pushError(err error) {
-	select {
-	case p.errors <- err:
-	default:
-		n := p.droppedErrors.Add(1)
-		p.log.Error("producer error dropped: Errors channel full", "error", err, "dropped_total", n)
-	}
-}
+func (p *Producer) pushError(err error) { p.errs.push(err) }
 
 // Send produces msg and waits until Kafka has acknowledged it (with the
 // configured RequiredAcks) or ctx ends. It returns nil on acknowledgement,
@@ -349,7 +339,7 @@ func (p *Producer) traceID(ctx context.Context) (id string) {
 func (p *Producer) Channels() ProducerChannels {
 	return ProducerChannels{
 		Output:      p.output,
-		Errors:      p.errors,
+		Errors:      p.errs.ch,
 		Initialised: p.initialised,
 		Closer:      p.closer,
 		Closed:      p.closed,
@@ -429,7 +419,7 @@ func (p *Producer) updateDefaults(fn func([]Header) []Header) {
 
 // DroppedErrors returns how many errors were dropped because the Errors
 // channel was full.
-func (p *Producer) DroppedErrors() uint64 { return p.droppedErrors.Load() }
+func (p *Producer) DroppedErrors() uint64 { return p.errs.dropped.Load() }
 
 // Checker reports the producer's health: CRITICAL when fewer than
 // MinBrokersHealthy brokers answer (or the producer is closed), WARNING when
@@ -444,22 +434,11 @@ func (p *Producer) Checker(ctx context.Context) Health {
 	return checkHealth(ctx, p.brokerAddrs(), p.scfg, []string{p.cfg.Topic}, p.cfg.MinBrokersHealthy)
 }
 
-// brokerAddrs returns the brokers the cluster advertises once connected,
-// else the bootstrap addresses.
 func (p *Producer) brokerAddrs() []string {
 	p.mu.Lock()
 	client := p.client
 	p.mu.Unlock()
-	if client != nil {
-		if bs := client.Brokers(); len(bs) > 0 {
-			addrs := make([]string, len(bs))
-			for i, b := range bs {
-				addrs[i] = b.Addr()
-			}
-			return addrs
-		}
-	}
-	return p.cfg.BrokerAddrs
+	return knownBrokers(client, p.cfg.BrokerAddrs)
 }
 
 // Close stops the producer: it stops accepting records, flushes those
@@ -508,7 +487,7 @@ func (p *Producer) shutdown() {
 			break
 		}
 	}
-	close(p.errors)
+	close(p.errs.ch)
 	close(p.closed)
 	p.log.Info("producer closed")
 }
