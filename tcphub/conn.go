@@ -49,8 +49,8 @@ const (
 )
 
 // readBufs holds read buffers between bursts of frames: an idle connection
-// waits in Read with only its 4-byte header array, and borrows a buffer
-// only while frames are arriving.
+// holds none (see readLoop), and borrows one only while frames are
+// arriving.
 var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }}
 
 // Outgoing queue states.

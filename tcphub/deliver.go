@@ -2,7 +2,6 @@ package tcphub
 
 import (
 	"context"
-	"encoding/json"
 	"mime"
 	"strconv"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/internal/jsonvalid"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -52,7 +52,7 @@ func applyOptions(opts []SendOption) sendOptions {
 
 // defaultContentType is the content type a payload gets when none is given.
 func defaultContentType(payload []byte) string {
-	if len(payload) > 0 && json.Valid(payload) {
+	if len(payload) > 0 && jsonvalid.Valid(payload) {
 		return ContentTypeJSON
 	}
 	return ContentTypeBinary
@@ -81,7 +81,7 @@ func setPayload(f *wire.Frame, ct string, payload []byte) {
 		}
 		return
 	}
-	if isJSONType(ct) && json.Valid(payload) {
+	if isJSONType(ct) && jsonvalid.Valid(payload) {
 		f.Payload = payload
 		if ct != ContentTypeJSON {
 			f.ContentType = ct

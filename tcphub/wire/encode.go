@@ -2,10 +2,11 @@ package wire
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/kafkahub/kafkahub/tcphub/internal/jsonvalid"
 )
 
 // appendEnvelope appends the canonical JSON encoding of f to b. Canonical
@@ -20,7 +21,7 @@ func appendEnvelope(b []byte, f *Frame) ([]byte, error) {
 		payload = trimSpace(f.Payload)
 		// Raw JSON is spliced in verbatim, so an invalid value would corrupt
 		// the whole envelope rather than just the payload.
-		if len(payload) > 0 && !json.Valid(payload) {
+		if len(payload) > 0 && !jsonvalid.Valid(payload) {
 			return b, fmt.Errorf("%w: p: payload is not a JSON value; set Binary to send bytes", ErrInvalidFrame)
 		}
 	}

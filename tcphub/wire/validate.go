@@ -1,9 +1,10 @@
 package wire
 
 import (
-	"encoding/json"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/kafkahub/kafkahub/tcphub/internal/jsonvalid"
 )
 
 // Bounds on free-form fields, generous for their purpose but small enough
@@ -105,7 +106,7 @@ func (f *Frame) validateFields() error {
 			return invalid(x.name, fmt.Sprintf("%d is outside 0..%d", x.val, maxInt))
 		}
 	}
-	if !f.Binary && len(f.Payload) > 0 && !json.Valid(f.Payload) {
+	if !f.Binary && len(f.Payload) > 0 && !jsonvalid.Valid(f.Payload) {
 		return invalid("p", "payload is not a JSON value")
 	}
 	return nil
