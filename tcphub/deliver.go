@@ -61,6 +61,9 @@ func defaultContentType(payload []byte) string {
 // isJSONType reports whether a media type is JSON (application/json or a
 // +json suffix).
 func isJSONType(ct string) bool {
+	if ct == ContentTypeJSON {
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil {
 		mt = strings.ToLower(strings.TrimSpace(ct))
@@ -168,7 +171,7 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
 		return
 	}
-	b, err := wire.AppendFrame(nil, f)
+	b, err := wire.AppendFrame(make([]byte, 0, 96+len(f.ID)+len(f.ContentType)+len(msg.Value)*4/3), f)
 	if err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
 		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)

@@ -128,6 +128,12 @@ func skipSpace(data []byte, i int) int {
 // quote), or -1.
 func skipString(data []byte, i int) int {
 	for i++; i < len(data); i++ {
+		for i < len(data) && plain[data[i]] { // the common case, one table lookup a byte
+			i++
+		}
+		if i >= len(data) {
+			return -1
+		}
 		c := data[i]
 		switch {
 		case c == '"':
@@ -158,6 +164,15 @@ func skipString(data []byte, i int) int {
 	}
 	return -1
 }
+
+// plain marks the bytes a string holds as they are: not a quote, a
+// backslash or a control character.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
