@@ -62,9 +62,12 @@ const (
 )
 
 // conn is one device connection. Its reader goroutine (serve) owns the
-// handshake, the read loop and the teardown; its writer goroutine
-// (writeLoop) owns every write after accept. Other goroutines only call
-// enqueue, fatal, flushClose and abort, which never block.
+// handshake, the read loop and the teardown (on plain TCP it lends the
+// handling of each burst of frames to a goroutine it waits for, see
+// burstAside: the reader-only state below is still touched by one goroutine
+// at a time); its writer goroutine (writeLoop) owns every write after
+// accept. Other goroutines only call enqueue, fatal, flushClose and abort,
+// which never block.
 type conn struct {
 	srv      *Server
 	nc       net.Conn
@@ -203,7 +206,9 @@ func (c *conn) run() error {
 // buffer: a plain TCP connection waits for readability with no buffer at
 // all (see readLoopRaw); others (TLS) wait in Read with the 4-byte header
 // array. Either way a pooled buffer is borrowed for the burst of frames
-// that follows.
+// that follows. The handshake deadline was armed at accept (see Serve), so
+// that the reader of a plain TCP connection never runs the deadline code,
+// whose depth would grow its stack for good.
 func (c *conn) readLoop() error {
 	if sc, ok := c.nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
@@ -259,12 +264,11 @@ func (c *conn) readLoopRaw(rc syscall.RawConn) error {
 	rr := &rawRead{}
 	try := rr.try
 	for {
-		c.setReadDeadline(true)
 		*rr = rawRead{}
 		err := rc.Read(try)
 		if rr.buf != nil {
 			if err == nil && rr.err == nil && rr.n > 0 {
-				err = c.readBurst(rr.buf[:rr.n])
+				err = c.burstAside(rr.buf[:rr.n])
 				firstReads.Put(rr.buf)
 				if err != nil {
 					return err
@@ -282,6 +286,30 @@ func (c *conn) readLoopRaw(rc syscall.RawConn) error {
 			return c.readError(io.EOF)
 		}
 	}
+}
+
+// burstAside runs readBurst, then re-arms the read deadline, on a
+// goroutine of its own and waits for it. Handling frames (authentication,
+// Kafka, encoding) needs a deep stack, and a goroutine's stack, once grown,
+// does not shrink back to the 2 KiB minimum; keeping that work off the
+// reader keeps the stack of every idle connection at 2 KiB. A panic there
+// ends the connection like a panic on the reader.
+func (c *conn) burstAside(first []byte) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c.logger().Error("panic serving a connection", "panic", r, "stack", string(debug.Stack()))
+				done <- fmt.Errorf("tcphub: panic serving the connection: %v", r)
+			}
+		}()
+		err := c.readBurst(first)
+		if err == nil {
+			c.setReadDeadline(true)
+		}
+		done <- err
+	}()
+	return <-done
 }
 
 // readBurst reads frames, starting with the bytes already read, until the

@@ -321,6 +321,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			nc = tls.Server(nc, s.cfg.TLSConfig)
 		}
 		c := newConn(s, nc)
+		// The handshake deadline, armed here rather than on the
+		// connection's reader (see conn.readLoop).
+		_ = nc.SetReadDeadline(c.accepted.Add(s.cfg.HandshakeTimeout))
 		s.reg.track(c)
 		s.m.accepted.Inc()
 		s.m.connections.Inc()
