@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -147,6 +149,17 @@ func runGatewayChild(o options) int {
 				pprof.StopCPUProfile()
 			}
 			fmt.Println("OK")
+		case "allocs":
+			pf, err := os.Create(f[1])
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(pf, 0)
+				_ = pf.Close()
+			}
+			if err != nil {
+				fmt.Printf("ERR %v\n", err)
+				continue
+			}
+			fmt.Println("OK")
 		case "heap":
 			pf, err := os.Create(f[1])
 			if err == nil {
@@ -173,6 +186,16 @@ quit:
 	return 0
 }
 
+// Header keys and values of the echo loop's replies.
+var (
+	keyKind, valResponse = []byte(tcphub.HeaderKind), []byte(tcphub.KindResponse)
+	keyStatus, val200    = []byte(tcphub.HeaderStatus), []byte("200")
+	loopKeys             = map[string][]byte{
+		tcphub.HeaderDevice: []byte(tcphub.HeaderDevice), tcphub.HeaderConn: []byte(tcphub.HeaderConn),
+		tcphub.HeaderRequest: []byte(tcphub.HeaderRequest), tcphub.HeaderContentType: []byte(tcphub.HeaderContentType),
+	}
+)
+
 // newEchoLoop is the in-memory stand-in for Kafka and the echo worker of
 // the gateway-only scenarios: each request record is acknowledged at once
 // and answered with its own payload, in order, from one goroutine (as the
@@ -184,25 +207,35 @@ func newEchoLoop() *gatewayloop.Loop {
 		var offset int64
 		for msg := range in {
 			msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic, Offset: offset})
-			reply := &sarama.ConsumerMessage{Topic: "loop", Key: msg.Key, Value: msg.Value, Offset: offset}
+			// Few allocations: this loop runs in the gateway's process.
+			rec := &struct {
+				msg sarama.ConsumerMessage
+				hs  [6]sarama.RecordHeader
+				ptr [6]*sarama.RecordHeader
+			}{}
+			rec.msg = sarama.ConsumerMessage{Topic: "loop", Key: msg.Key, Value: msg.Value, Offset: offset}
 			offset++
-			add := func(k, v string) {
-				reply.Headers = append(reply.Headers, &sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
-			}
-			reply.Headers = make([]*sarama.RecordHeader, 0, 6)
-			add(tcphub.HeaderKind, tcphub.KindResponse)
-			add(tcphub.HeaderStatus, "200")
+			rec.hs[0] = sarama.RecordHeader{Key: keyKind, Value: valResponse}
+			rec.hs[1] = sarama.RecordHeader{Key: keyStatus, Value: val200}
+			n := 2
 			for _, h := range msg.Headers {
-				switch h.Key {
-				case tcphub.HeaderDevice, tcphub.HeaderConn, tcphub.HeaderRequest, tcphub.HeaderContentType:
-					reply.Headers = append(reply.Headers, &sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+				if k := loopKeys[h.Key]; k != nil && n < len(rec.hs) {
+					rec.hs[n] = sarama.RecordHeader{Key: k, Value: h.Value}
+					n++
 				}
 			}
-			out <- reply
+			for i := range n {
+				rec.ptr[i] = &rec.hs[i]
+			}
+			rec.msg.Headers = rec.ptr[:n]
+			out <- &rec.msg
 		}
 	}()
 	return &gatewayloop.Loop{Produce: func(m *kafka.ProducerMessage) { in <- m }, Replies: out}
 }
+
+// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.
+const ipBindAddressNoPort = 24
 
 // runDevicesChild opens o.n idle, authenticated device connections to
 // o.addr, prints READY and the seconds it took, and holds them until its
@@ -271,6 +304,16 @@ func dialIdle(o options, secret []byte, srcs []*net.TCPAddr, i int, buf *[]byte)
 	d := net.Dialer{Timeout: 30 * time.Second}
 	if len(srcs) > 0 {
 		d.LocalAddr = srcs[i%len(srcs)]
+		// Let connect pick the port (per 4-tuple) instead of bind, whose
+		// search for a free port of the address slows down as thousands
+		// are taken.
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+			})
+			return errors.Join(err, serr)
+		}
 	}
 	c, err := d.Dial("tcp", o.addr)
 	if err != nil {

@@ -158,9 +158,15 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 	}()
 	first := 0
 	for k, g := range gws {
-		// Two source addresses per device process, never 127.0.0.1, so
-		// that no single address runs out of ephemeral ports.
-		src := fmt.Sprintf("127.0.0.%d,127.0.0.%d", 2+2*k, 3+2*k)
+		// A source address per 5,000 connections (127.1.k.j, never
+		// 127.0.0.1), so that no address runs short of ephemeral ports.
+		var src string
+		for j := range (per[k] + 4999) / 5000 {
+			if j > 0 {
+				src += ","
+			}
+			src += fmt.Sprintf("127.1.%d.%d", k, j+1)
+		}
 		d, err := startChild(fmt.Sprintf("devices-%d", k), "-role", "devices", "-addr", g.addr, "-n", strconv.Itoa(per[k]),
 			"-first", strconv.Itoa(first), "-src", src, "-secret", env.secret, "-label", "idle")
 		if err != nil {

@@ -48,6 +48,7 @@ type options struct {
 	svg        string
 	profileDir string
 	cpuProfile string
+	maxRate    bool
 
 	// Child options.
 	brokers   string
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.conns, "conns", "10000,50000,100000", "idle connection counts, comma-separated")
 	flag.IntVar(&o.devices, "devices", 200, "devices sending requests in the round-trip scenarios")
 	flag.IntVar(&o.rate, "rate", 10000, "offered request rate (requests/s, all devices together) of the fixed-rate round-trip scenarios")
+	flag.BoolVar(&o.maxRate, "max", true, "run the max-rate round-trip scenarios too")
 	flag.IntVar(&o.window, "window", 16, "requests each device keeps outstanding in the max-rate scenarios")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measurement time of each round-trip run (after a 2 s warm-up)")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each round-trip scenario; the row shown is the median run by p99 (fixed rate) or throughput (max)")
@@ -235,7 +237,11 @@ func run(o options) error {
 		if !want[name] {
 			continue
 		}
-		for _, rate := range []int{o.rate, 0} {
+		rates := []int{o.rate}
+		if o.maxRate {
+			rates = append(rates, 0)
+		}
+		for _, rate := range rates {
 			r, err := roundTripRuns(ctx, o, env, loop, rate)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
