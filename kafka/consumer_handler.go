@@ -93,13 +93,14 @@ func (r claimRunner) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			if !ok {
 				return nil
 			}
-			m := newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader)
 			if h := g.handler.Load(); h != nil {
-				if !r.handleOne(ctx, m, *h) {
+				if !r.handleBurst(ctx, sess, claim, sm, *h) {
 					return nil
 				}
 				continue
 			}
+			m := newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader)
+			m.released = make(chan struct{})
 			select {
 			case g.upstream <- m:
 			case <-ctx.Done():
@@ -114,25 +115,51 @@ func (r claimRunner) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	}
 }
 
-// handleOne reports false when the claim must stop (its context ended
-// before the message was dealt with).
-func (r claimRunner) handleOne(ctx context.Context, m *groupMessage, h Handler) bool {
-	id, ok := r.g.acquireWorker(ctx)
+// burstMax bounds how many already-fetched messages one worker token
+// serves before it is handed back, so other partitions get their turn.
+// Holding the token across a burst halves the channel operations per
+// message, the consumer's largest cost over raw Sarama (docs/BENCHMARKS.md).
+const burstMax = 16
+
+// handleBurst handles sm and then, holding the same worker, the messages
+// the claim has already buffered (up to burstMax), taking each with a
+// non-blocking receive. It reports false when the claim must stop.
+func (r claimRunner) handleBurst(ctx context.Context, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, sm *sarama.ConsumerMessage, h Handler) bool {
+	g := r.g
+	id, ok := g.acquireWorker(ctx)
 	if !ok {
 		return false
 	}
-	defer r.g.releaseWorker(id)
-	done := r.g.runWithPolicy(ctx, []*groupMessage{m}, func() error { return h(m.ctx, id, m) })
-	if done {
+	defer g.releaseWorker(id)
+	msgs := claim.Messages()
+	for i := 0; ; i++ {
+		m := newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader)
+		if !g.runWithPolicy(ctx, []*groupMessage{m}, func() error { return h(m.ctx, id, m) }) {
+			return false
+		}
 		m.mark()
+		if i+1 >= burstMax || ctx.Err() != nil {
+			return ctx.Err() == nil
+		}
+		select {
+		case next, ok := <-msgs:
+			if !ok {
+				return true // the next receive in ConsumeClaim sees the close
+			}
+			sm = next
+		default:
+			return true
+		}
 	}
-	return done
 }
 
 func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, bh BatchHandler) error {
 	g := r.g
 	size, wait := g.cfg.BatchSize, g.cfg.BatchWaitTime
 	batch := make([]*groupMessage, 0, size)
+	add := func(sm *sarama.ConsumerMessage) {
+		batch = append(batch, newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader))
+	}
 	timer := time.NewTimer(wait)
 	timer.Stop()
 	defer timer.Stop()
@@ -152,9 +179,11 @@ func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGro
 		}
 		done := g.runWithPolicy(ctx, batch, func() error { return bh(batch[0].ctx, msgs) })
 		if done {
-			for _, m := range batch {
-				m.mark()
+			// Offsets are positions: marking the last marks the batch.
+			for _, m := range batch[:len(batch)-1] {
+				m.committed.Store(true)
 			}
+			batch[len(batch)-1].mark()
 		}
 		batch = make([]*groupMessage, 0, size)
 		return done
@@ -167,10 +196,24 @@ func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGro
 			if !ok {
 				return nil
 			}
-			batch = append(batch, newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader))
+			add(sm)
 			if len(batch) == 1 {
 				timer.Reset(wait)
 				timeout = timer.C
+			}
+			// Take what the claim has already buffered without a full
+			// select per message.
+		fill:
+			for len(batch) < size {
+				select {
+				case sm, ok := <-claim.Messages():
+					if !ok {
+						break fill
+					}
+					add(sm)
+				default:
+					break fill
+				}
 			}
 			if len(batch) >= size && !flush() {
 				return nil

@@ -56,7 +56,7 @@ type groupMessage struct {
 }
 
 func newGroupMessage(ctx context.Context, sm *sarama.ConsumerMessage, sess sarama.ConsumerGroupSession, commits *commitSignal, traceHeader string) *groupMessage {
-	m := &groupMessage{sm: sm, sess: sess, commits: commits, released: make(chan struct{})}
+	m := &groupMessage{sm: sm, sess: sess, commits: commits}
 	m.headers = make([]Header, 0, len(sm.Headers))
 	for _, h := range sm.Headers {
 		if h == nil {
@@ -101,7 +101,13 @@ func (m *groupMessage) Commit() {
 	m.commits.request()
 }
 
-func (m *groupMessage) Release() { m.once.Do(func() { close(m.released) }) }
+func (m *groupMessage) Release() {
+	m.once.Do(func() {
+		if m.released != nil {
+			close(m.released)
+		}
+	})
+}
 
 func (m *groupMessage) CommitAndRelease() {
 	m.Commit()

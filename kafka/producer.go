@@ -160,6 +160,17 @@ func (p *Producer) intake(async sarama.AsyncProducer) {
 		select {
 		case m := <-p.output:
 			p.dispatch(async, &envelope{msg: m}, "")
+			// Drain what Output already holds with cheap non-blocking
+			// receives instead of a three-way select per record.
+		burst:
+			for range 255 {
+				select {
+				case m := <-p.output:
+					p.dispatch(async, &envelope{msg: m}, "")
+				default:
+					break burst
+				}
+			}
 		case env := <-p.in:
 			p.dispatch(async, env, env.trace)
 		case <-p.closer:
@@ -193,14 +204,34 @@ func (p *Producer) dispatch(async sarama.AsyncProducer, env *envelope, trace str
 	async.Input() <- sm
 }
 
+// outgoing holds the Sarama message and its envelope in one allocation.
+type outgoing struct {
+	sm  sarama.ProducerMessage
+	env envelope
+}
+
+// keyEncoder and valueEncoder are pointer-shaped, so storing them in
+// sarama.Encoder fields allocates nothing (sarama.ByteEncoder boxes a slice).
+type keyEncoder struct{ m *ProducerMessage }
+
+func (e keyEncoder) Encode() ([]byte, error) { return e.m.Key, nil }
+func (e keyEncoder) Length() int             { return len(e.m.Key) }
+
+type valueEncoder struct{ m *ProducerMessage }
+
+func (e valueEncoder) Encode() ([]byte, error) { return e.m.Value, nil }
+func (e valueEncoder) Length() int             { return len(e.m.Value) }
+
 func (p *Producer) toSarama(env *envelope, trace string) *sarama.ProducerMessage {
 	m := env.msg
-	sm := &sarama.ProducerMessage{Topic: orDefault(m.Topic, p.cfg.Topic), Metadata: env}
+	o := &outgoing{env: *env}
+	sm := &o.sm
+	sm.Topic, sm.Metadata = orDefault(m.Topic, p.cfg.Topic), &o.env
 	if m.Key != nil {
-		sm.Key = sarama.ByteEncoder(m.Key)
+		sm.Key = keyEncoder{m}
 	}
 	if m.Value != nil {
-		sm.Value = sarama.ByteEncoder(m.Value)
+		sm.Value = valueEncoder{m}
 	}
 	defaults := *p.defaultHeaders.Load()
 	n := len(defaults) + len(m.Headers)
