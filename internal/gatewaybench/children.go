@@ -52,6 +52,15 @@ func measureMem() memStats {
 	return memStats{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, RSS: rss(), Goroutines: runtime.NumGoroutine()}
 }
 
+// cpuSeconds is the user and system CPU time this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 // rss reads the process's resident set size from /proc.
 func rss() uint64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -132,6 +141,8 @@ func runGatewayChild(o options) int {
 			_, m.Sessions = srv.Connections()
 			b, _ := json.Marshal(m)
 			fmt.Printf("MEM %s\n", b)
+		case "rusage":
+			fmt.Printf("RUSAGE %.6f\n", cpuSeconds())
 		case "sessions":
 			_, n := srv.Connections()
 			fmt.Printf("SESSIONS %d\n", n)

@@ -45,6 +45,14 @@ func (g *gatewayProc) mem() (memStats, error) {
 	return m, json.Unmarshal([]byte(s), &m)
 }
 
+func (g *gatewayProc) rusage() (float64, error) {
+	s, err := g.ask("rusage", "RUSAGE ", 30*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
 func (g *gatewayProc) sessions() (int, error) {
 	s, err := g.ask("sessions", "SESSIONS ", 30*time.Second)
 	if err != nil {

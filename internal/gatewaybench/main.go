@@ -156,6 +156,12 @@ type result struct {
 	StackPerConnKiB   float64 `json:"stack_per_conn_kib,omitempty"` // the part of heap_per_conn_kib that is goroutine stacks
 	Instances         int     `json:"instances,omitempty"`
 
+	// CPU time per round trip in the measured window, in µs: the gateway
+	// process, and this process (load generator, echo worker and the
+	// embedded broker).
+	GatewayCPUus float64 `json:"gateway_cpu_us_per_msg,omitempty"`
+	OtherCPUus   float64 `json:"other_cpu_us_per_msg,omitempty"`
+
 	Broker string  `json:"broker"`
 	Load1  float64 `json:"load1"`
 	Runs   int     `json:"runs,omitempty"`
@@ -298,8 +304,8 @@ func cmpFloat(a, b float64) int {
 }
 
 func printHeader(w io.Writer) {
-	fmt.Fprintf(w, "%-20s %7s %9s %7s %10s %8s %8s %8s %8s %8s %8s %9s %9s %8s %6s %5s\n",
-		"scenario", "conns", "msgs", "s", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "ack p50", "ack p99",
+	fmt.Fprintf(w, "%-20s %7s %9s %7s %10s %8s %8s %8s %8s %8s %7s %8s %8s %9s %9s %8s %6s %5s\n",
+		"scenario", "conns", "msgs", "s", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "ack p50", "ack p99", "gw µs", "other µs",
 		"rss MiB", "KiB/conn", "rssKiB/c", "connect", "inst", "load")
 }
 
@@ -310,10 +316,10 @@ func printRow(w io.Writer, r result) {
 		}
 		return fmt.Sprintf(f, v)
 	}
-	fmt.Fprintf(w, "%-20s %7d %9d %7.1f %10s %8s %8s %8s %8s %8s %8s %9s %9s %8s %6d %5.2f\n",
+	fmt.Fprintf(w, "%-20s %7d %9d %7.1f %10s %8s %8s %8s %8s %8s %7s %8s %8s %9s %9s %8s %6d %5.2f\n",
 		r.Scenario, r.Conns, r.Msgs, r.Seconds, dash(r.MsgsPerS, "%.0f"),
 		dash(r.P50ms, "%.2f"), dash(r.P99ms, "%.2f"), dash(r.P999ms, "%.2f"),
-		dash(r.AckP50ms, "%.2f"), dash(r.AckP99ms, "%.2f"),
+		dash(r.AckP50ms, "%.2f"), dash(r.AckP99ms, "%.2f"), dash(r.GatewayCPUus, "%.1f"), dash(r.OtherCPUus, "%.1f"),
 		dash(r.RSSMiB, "%.0f"), dash(r.HeapPerConnKiB, "%.2f"), dash(r.RSSPerConnKiB, "%.2f"),
 		dash(r.ConnectSeconds, "%.2fs"), r.Instances, r.Load1)
 	if r.Errors > 0 || r.Lost > 0 {

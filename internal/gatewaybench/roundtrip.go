@@ -336,11 +336,12 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 	var profiling bool
 	var wg sync.WaitGroup
 	if rate > 0 {
-		for g := range pacers {
+		np := min(pacers, len(devs))
+		for g := range np {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				pace(l, devs, g, float64(rate)/pacers, begin, end)
+				pace(l, devs, g, np, float64(rate)/float64(np), begin, end)
 			}()
 		}
 	} else {
@@ -354,6 +355,11 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 		}
 	}
 	time.Sleep(warmUp)
+	gwCPU0, err := gw.rusage()
+	if err != nil {
+		return r, err
+	}
+	cpu0 := cpuSeconds()
 	if o.profileDir != "" {
 		p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-cpu-%s-%d.pprof", sanitize(scen), run))
 		if _, err := gw.ask("cpu start "+p, "OK", 10*time.Second); err != nil {
@@ -362,6 +368,11 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 		profiling = true
 	}
 	time.Sleep(time.Until(l.t0.Add(end)))
+	gwCPU1, err := gw.rusage()
+	if err != nil {
+		return r, err
+	}
+	cpu1 := cpuSeconds()
 	l.stop.Store(true)
 	wg.Wait()
 	if profiling {
@@ -389,6 +400,10 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 	r.Seconds = o.duration.Seconds()
 	r.MsgsPerS = float64(r.Msgs) / r.Seconds
 	r.Lost = l.sentInWin.Load() - r.Msgs - r.Errors
+	if r.Msgs > 0 {
+		r.GatewayCPUus = (gwCPU1 - gwCPU0) / float64(r.Msgs) * 1e6
+		r.OtherCPUus = (cpu1 - cpu0) / float64(r.Msgs) * 1e6
+	}
 	r.P50ms, r.P99ms, r.P999ms = percentiles(resps)
 	r.AckP50ms, r.AckP99ms, r.AckP999ms = percentiles(acks)
 	if m, err := gw.mem(); err == nil {
@@ -400,9 +415,9 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 // pace offers rate requests/s over the pacer's share of the devices, each
 // request stamped with the time it was due, so that a late send counts in
 // its latency (no coordinated omission).
-func pace(l *load, devs []*rtDevice, g int, rate float64, begin, end time.Duration) {
+func pace(l *load, devs []*rtDevice, g, np int, rate float64, begin, end time.Duration) {
 	var mine []*rtDevice
-	for i := g; i < len(devs); i += pacers {
+	for i := g; i < len(devs); i += np {
 		mine = append(mine, devs[i])
 	}
 	if len(mine) == 0 {
@@ -415,7 +430,9 @@ func pace(l *load, devs []*rtDevice, g int, rate float64, begin, end time.Durati
 		if now >= int64(end) {
 			return
 		}
-		due := int64(float64(now-int64(begin)) / 1e9 * rate)
+		// Request k is due at begin + k/rate: send every request whose
+		// time has come.
+		due := int64(float64(now-int64(begin))/1e9*rate) + 1
 		for ; k < due; k++ {
 			sched := int64(begin) + int64(float64(k)/rate*1e9)
 			if err := mine[next].send(l, sched); err != nil {
