@@ -122,7 +122,10 @@ type Config struct {
 	// Default 100,000.
 	MaxConnections int
 	// MaxInFlight is how many requests a device may have without ack or
-	// error (max_inflight); more get too_many_in_flight. Default 32.
+	// error (max_inflight); more get too_many_in_flight. That many of a
+	// device's records may be with the producer at once, handed over in
+	// arrival order (which the idempotent producer keeps); their acks go
+	// out in the same order. Default 32.
 	MaxInFlight int
 	// QueueSize bounds the frames waiting to be written to one socket;
 	// when it is full the device is a slow consumer and is disconnected.
