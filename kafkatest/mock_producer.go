@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,22 +19,17 @@ import (
 // the expectation returns. A send that does not fit fails the test at once,
 // naming the call; expectations still unmet when the test ends fail it too.
 //
+// Close needs no expectation: records still in Output are matched against
+// the script first, then Errors and Closed are closed.
+//
 // Use a MockProducer to test how a service reacts to each outcome; use a
 // Producer when only the records matter.
 type MockProducer struct {
+	*producerPipe
 	script *script[*SendExpectation]
 
-	output        chan *kafka.ProducerMessage
-	errors        chan error
-	initialised   chan struct{}
-	closer        chan struct{}
-	closed        chan struct{}
-	closeOnce     sync.Once
-	droppedErrors atomic.Uint64
-
-	mu       sync.Mutex
-	defaults []kafka.Header
-	health   kafka.Health
+	mu     sync.Mutex
+	health kafka.Health
 }
 
 // SendExpectation is one expected send. The With methods narrow what
@@ -58,16 +52,11 @@ type SendExpectation struct {
 func NewMockProducer(t testing.TB) *MockProducer {
 	t.Helper()
 	m := &MockProducer{
-		script:      &script[*SendExpectation]{t: t, name: "MockProducer"},
-		output:      make(chan *kafka.ProducerMessage, kafka.DefaultOutputBufferSize),
-		errors:      make(chan error, kafka.DefaultErrorsBufferSize),
-		initialised: make(chan struct{}),
-		closer:      make(chan struct{}),
-		closed:      make(chan struct{}),
-		health:      kafka.Health{Status: kafka.HealthOK},
+		script: &script[*SendExpectation]{t: t, name: "MockProducer"},
+		health: kafka.Health{Status: kafka.HealthOK},
 	}
-	close(m.initialised)
-	go m.intake()
+	m.producerPipe = newProducerPipe("mock producer", kafka.DefaultOutputBufferSize, kafka.DefaultErrorsBufferSize,
+		func(msg *kafka.ProducerMessage) kafka.Delivery { return delivery(msg, m.send(msg, "")) })
 	t.Cleanup(func() {
 		t.Helper()
 		_ = m.Close(context.Background()) // delivers what Output holds first
@@ -227,9 +216,7 @@ func (m *MockProducer) send(msg *kafka.ProducerMessage, trace string) error {
 
 // asKafkaSees copies msg with the headers the real producer would send.
 func (m *MockProducer) asKafkaSees(msg *kafka.ProducerMessage, trace string) *kafka.ProducerMessage {
-	m.mu.Lock()
-	defaults := m.defaults
-	m.mu.Unlock()
+	defaults := m.defaultHeaders()
 	c := *msg
 	c.Headers = nil
 	for _, h := range defaults {
@@ -263,10 +250,8 @@ func (m *MockProducer) Send(ctx context.Context, msg *kafka.ProducerMessage) err
 	if msg == nil {
 		return errors.New("kafkatest: Send: nil message")
 	}
-	select {
-	case <-m.closer:
+	if m.isClosed() {
 		return kafka.ErrClosed
-	default:
 	}
 	err := m.send(msg, kafka.TraceID(ctx))
 	if msg.OnDelivery != nil {
@@ -288,44 +273,6 @@ func delivery(msg *kafka.ProducerMessage, err error) kafka.Delivery {
 
 // intake serves Output like the real producer: until Close, then what
 // Output still holds.
-func (m *MockProducer) intake() {
-	defer func() {
-		close(m.errors)
-		close(m.closed)
-	}()
-	for {
-		select {
-		case msg := <-m.output:
-			m.fromOutput(msg)
-		case <-m.closer:
-			for {
-				select {
-				case msg := <-m.output:
-					m.fromOutput(msg)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (m *MockProducer) fromOutput(msg *kafka.ProducerMessage) {
-	if msg == nil {
-		return
-	}
-	err := m.send(msg, "")
-	switch {
-	case msg.OnDelivery != nil:
-		msg.OnDelivery(delivery(msg, err))
-	case err != nil:
-		select {
-		case m.errors <- err:
-		default:
-			m.droppedErrors.Add(1)
-		}
-	}
-}
 
 // ExpectationsWereMet returns an error listing the expectations not met
 // yet, or nil. The mock checks it by itself when the test ends; call it to
@@ -339,70 +286,11 @@ func (m *MockProducer) SetHealth(h kafka.Health) {
 	m.health = h
 }
 
-// Channels implements kafka.IProducer. Records sent on Output must meet
-// the expectations too; failures of those without OnDelivery go to Errors.
-func (m *MockProducer) Channels() kafka.ProducerChannels {
-	return kafka.ProducerChannels{
-		Output:      m.output,
-		Errors:      m.errors,
-		Initialised: m.initialised,
-		Closer:      m.closer,
-		Closed:      m.closed,
-	}
-}
-
-// IsInitialised implements kafka.IProducer; it is always true.
-func (m *MockProducer) IsInitialised() bool { return true }
-
-// Initialise implements kafka.IProducer: nil, or kafka.ErrClosed after
-// Close.
-func (m *MockProducer) Initialise(context.Context) error {
-	select {
-	case <-m.closer:
-		return kafka.ErrClosed
-	default:
-		return nil
-	}
-}
-
-// SetDefaultHeader implements kafka.IProducer; expectations see the
-// default headers on every later send.
-func (m *MockProducer) SetDefaultHeader(key string, value []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.defaults = withoutHeader(m.defaults, key)
-	m.defaults = append(m.defaults, kafka.Header{Key: key, Value: clone(value)})
-}
-
-// DeleteDefaultHeader implements kafka.IProducer.
-func (m *MockProducer) DeleteDefaultHeader(key string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.defaults = withoutHeader(m.defaults, key)
-}
-
-// withoutHeader returns a new slice, so that copies already handed out
-// never change.
-func withoutHeader(hs []kafka.Header, key string) []kafka.Header {
-	out := make([]kafka.Header, 0, len(hs)+1)
-	for _, h := range hs {
-		if h.Key != key {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-// DroppedErrors implements kafka.IProducer.
-func (m *MockProducer) DroppedErrors() uint64 { return m.droppedErrors.Load() }
-
 // Checker implements kafka.IProducer: the health set with SetHealth, or
 // CRITICAL after Close.
 func (m *MockProducer) Checker(context.Context) kafka.Health {
-	select {
-	case <-m.closer:
-		return kafka.Health{Status: kafka.HealthCritical, Message: "producer closed", CheckedAt: time.Now()}
-	default:
+	if m.isClosed() {
+		return closedHealth()
 	}
 	m.mu.Lock()
 	h := m.health
@@ -411,17 +299,4 @@ func (m *MockProducer) Checker(context.Context) kafka.Health {
 		h.CheckedAt = time.Now()
 	}
 	return h
-}
-
-// Close implements kafka.IProducer. It needs no expectation: records still
-// in Output are matched against the script first, then Errors and Closed
-// are closed. It is idempotent.
-func (m *MockProducer) Close(ctx context.Context) error {
-	m.closeOnce.Do(func() { close(m.closer) })
-	select {
-	case <-m.closed:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kafkatest: closing mock producer: %w", ctx.Err())
-	}
 }

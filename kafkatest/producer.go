@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -23,19 +22,10 @@ import (
 // on Output are delivered by a goroutine of its own, their OnDelivery called
 // and, without one, their failures reported on Errors; Close stops it.
 type Producer struct {
+	*producerPipe
 	cfg kafka.ProducerConfig
 
-	output      chan *kafka.ProducerMessage
-	errors      chan error
-	initialised chan struct{}
-	closer      chan struct{}
-	closed      chan struct{}
-	closeOnce   sync.Once
-
-	droppedErrors atomic.Uint64
-
 	mu       sync.Mutex
-	defaults []kafka.Header
 	messages []*Message
 	offsets  map[topicPartition]int64
 	failures []error
@@ -55,62 +45,13 @@ func NewProducer(cfg *kafka.ProducerConfig) *Producer {
 	}
 	c = c.WithDefaults()
 	p := &Producer{
-		cfg:         c,
-		output:      make(chan *kafka.ProducerMessage, c.OutputBufferSize),
-		errors:      make(chan error, c.ErrorsBufferSize),
-		initialised: make(chan struct{}),
-		closer:      make(chan struct{}),
-		closed:      make(chan struct{}),
-		offsets:     make(map[topicPartition]int64),
-		changed:     make(chan struct{}),
+		cfg:     c,
+		offsets: make(map[topicPartition]int64),
+		changed: make(chan struct{}),
 	}
-	close(p.initialised)
-	go p.intake()
+	p.producerPipe = newProducerPipe("producer", c.OutputBufferSize, c.ErrorsBufferSize,
+		func(m *kafka.ProducerMessage) kafka.Delivery { return p.produce(m, "") })
 	return p
-}
-
-// intake delivers what is sent on Output until Close, then what Output
-// still holds, as the real producer flushes it.
-func (p *Producer) intake() {
-	defer func() {
-		close(p.errors)
-		close(p.closed)
-	}()
-	for {
-		select {
-		case m := <-p.output:
-			p.fromOutput(m)
-		case <-p.closer:
-			for {
-				select {
-				case m := <-p.output:
-					p.fromOutput(m)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-func (p *Producer) fromOutput(m *kafka.ProducerMessage) {
-	if m == nil {
-		return // the real producer logs and ignores it too
-	}
-	d := p.produce(m, "")
-	if m.OnDelivery != nil {
-		m.OnDelivery(d)
-	} else if d.Err != nil {
-		p.pushError(d.Err)
-	}
-}
-
-func (p *Producer) pushError(err error) {
-	select {
-	case p.errors <- err:
-	default:
-		p.droppedErrors.Add(1)
-	}
 }
 
 // produce records m, or fails it as scripted, and returns the outcome.
@@ -169,8 +110,9 @@ func (p *Producer) produce(m *kafka.ProducerMessage, trace string) kafka.Deliver
 // default headers the message does not override, its own, then the trace
 // header. p.mu must be held.
 func (p *Producer) headersFor(m *kafka.ProducerMessage, trace string) []kafka.Header {
-	hs := make([]kafka.Header, 0, len(p.defaults)+len(m.Headers)+1)
-	for _, h := range p.defaults {
+	defaults := p.defaultHeaders()
+	hs := make([]kafka.Header, 0, len(defaults)+len(m.Headers)+1)
+	for _, h := range defaults {
 		if !hasHeader(m.Headers, h.Key) {
 			hs = append(hs, h)
 		}
@@ -230,10 +172,8 @@ func (p *Producer) Send(ctx context.Context, msg *kafka.ProducerMessage) error {
 	if msg == nil {
 		return errors.New("kafkatest: Send: nil message")
 	}
-	select {
-	case <-p.closer:
+	if p.isClosed() {
 		return kafka.ErrClosed
-	default:
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -325,68 +265,10 @@ func (p *Producer) Reset() {
 	p.offsets = make(map[topicPartition]int64)
 }
 
-// Channels implements kafka.IProducer, with the real channels' contract:
-// nobody closes Output; Errors and Closed are closed by Close.
-func (p *Producer) Channels() kafka.ProducerChannels {
-	return kafka.ProducerChannels{
-		Output:      p.output,
-		Errors:      p.errors,
-		Initialised: p.initialised,
-		Closer:      p.closer,
-		Closed:      p.closed,
-	}
-}
-
-// IsInitialised implements kafka.IProducer; it is always true.
-func (p *Producer) IsInitialised() bool { return true }
-
-// Initialise implements kafka.IProducer: nil, or kafka.ErrClosed after
-// Close.
-func (p *Producer) Initialise(context.Context) error {
-	select {
-	case <-p.closer:
-		return kafka.ErrClosed
-	default:
-		return nil
-	}
-}
-
-// SetDefaultHeader implements kafka.IProducer.
-func (p *Producer) SetDefaultHeader(key string, value []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.defaults = append(withoutHeader(p.defaults, key), kafka.Header{Key: key, Value: clone(value)})
-}
-
-// DeleteDefaultHeader implements kafka.IProducer.
-func (p *Producer) DeleteDefaultHeader(key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.defaults = withoutHeader(p.defaults, key)
-}
-
-// DroppedErrors implements kafka.IProducer.
-func (p *Producer) DroppedErrors() uint64 { return p.droppedErrors.Load() }
-
 // Checker implements kafka.IProducer: OK until Close, CRITICAL after.
 func (p *Producer) Checker(context.Context) kafka.Health {
-	select {
-	case <-p.closer:
-		return kafka.Health{Status: kafka.HealthCritical, Message: "producer closed", CheckedAt: time.Now()}
-	default:
-		return kafka.Health{Status: kafka.HealthOK, CheckedAt: time.Now()}
+	if p.isClosed() {
+		return closedHealth()
 	}
-}
-
-// Close implements kafka.IProducer: it delivers what Output holds, then
-// closes Errors and Closed. It is idempotent; later sends fail with
-// kafka.ErrClosed.
-func (p *Producer) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() { close(p.closer) })
-	select {
-	case <-p.closed:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kafkatest: closing producer: %w", ctx.Err())
-	}
+	return kafka.Health{Status: kafka.HealthOK, CheckedAt: time.Now()}
 }
