@@ -36,10 +36,7 @@ type ConsumerGroup struct {
 	states *statemachine.Machine[State]
 
 	// intents from Start and Stop: the last one wins.
-	intentMu    sync.Mutex
-	wantConsume bool
-	intentSeq   uint64
-	wake        chan struct{}
+	intents *statemachine.Intent
 
 	// health updates are applied in CheckedAt order.
 	healthMu   sync.Mutex
@@ -106,7 +103,7 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		scfg:        scfg,
 		log:         c.Logger.With("component", "kafka.consumer", "group", c.GroupName),
 		states:      newStateMachine(),
-		wake:        make(chan struct{}, 1),
+		intents:     statemachine.NewIntent(),
 		workers:     make(chan int, c.NumWorkers),
 		commits:     newCommitSignal(),
 		upstream:    make(chan Message, c.UpstreamBufferSize),
@@ -182,39 +179,20 @@ func (g *ConsumerGroup) register(ctx context.Context, store func()) error {
 // Start asks the consumer to join the group and consume. It returns at once.
 // While Initialising, the consumer starts as soon as it has connected.
 // After Close it does nothing.
-func (g *ConsumerGroup) Start() { g.setIntent(true) }
+func (g *ConsumerGroup) Start() { g.intents.Set(true) }
 
 // Stop asks the consumer to stop consuming and leave the group. It returns
 // at once: handlers see their context cancelled, finish, their offsets are
 // committed, and the state becomes Stopped. While Initialising, it cancels
 // an earlier Start. After Close it does nothing.
-func (g *ConsumerGroup) Stop() { g.setIntent(false) }
-
-func (g *ConsumerGroup) setIntent(consume bool) uint64 {
-	g.intentMu.Lock()
-	g.wantConsume = consume
-	g.intentSeq++
-	seq := g.intentSeq
-	g.intentMu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-	return seq
-}
-
-func (g *ConsumerGroup) intent() (bool, uint64) {
-	g.intentMu.Lock()
-	defer g.intentMu.Unlock()
-	return g.wantConsume, g.intentSeq
-}
+func (g *ConsumerGroup) Stop() { g.intents.Set(false) }
 
 // StopAndWait stops consumption and waits until it has stopped: in-flight
 // handlers have returned and their offsets are committed. It returns ctx's
 // error if ctx ends first, and nil at once if the consumer is initialising
 // (nothing is in flight) or closed.
 func (g *ConsumerGroup) StopAndWait(ctx context.Context) error {
-	return g.states.WaitSettled(ctx, g.setIntent(false), Stopped, Initialising, Closed)
+	return g.states.WaitSettled(ctx, g.intents.Set(false), Stopped, Initialising, Closed)
 }
 
 // State returns the current state. It never blocks on the consumer's work.
@@ -332,11 +310,11 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 	g.states.Set(Stopped)
 
 	for {
-		want, seq := g.intent()
+		want, seq := g.intents.Get()
 		if !want {
 			g.states.Settle(seq)
 			select {
-			case <-g.wake:
+			case <-g.intents.Wake():
 				continue
 			case <-g.closer:
 				return
@@ -393,9 +371,9 @@ func (g *ConsumerGroup) consume() (closing bool) {
 		select {
 		case <-g.closer:
 			closing = true
-		case <-g.wake:
+		case <-g.intents.Wake():
 		}
-		if want, _ := g.intent(); !want {
+		if want, _ := g.intents.Get(); !want {
 			break
 		}
 	}

@@ -24,14 +24,14 @@ func TestOnHealthChangeIgnoresStaleUpdates(t *testing.T) {
 
 	t0 := time.Now()
 	g.OnHealthChange(Health{Status: HealthOK, CheckedAt: t0})
-	want, _ := g.intent()
+	want, _ := g.intents.Get()
 	assert.True(t, want)
 	g.OnHealthChange(Health{Status: HealthCritical, CheckedAt: t0.Add(2 * time.Second)})
 	g.OnHealthChange(Health{Status: HealthOK, CheckedAt: t0.Add(time.Second)}) // arrives late
-	want, _ = g.intent()
+	want, _ = g.intents.Get()
 	assert.False(t, want, "the older OK must not undo the newer CRITICAL")
 	g.OnHealthChange(Health{Status: HealthWarning, CheckedAt: t0.Add(3 * time.Second)})
 	g.OnHealthChange(Health{Status: HealthOK, CheckedAt: t0.Add(4 * time.Second)})
-	want, _ = g.intent()
+	want, _ = g.intents.Get()
 	assert.True(t, want)
 }

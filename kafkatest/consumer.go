@@ -36,11 +36,8 @@ type Consumer struct {
 
 	states *statemachine.Machine[kafka.State]
 
-	intentMu    sync.Mutex
-	wantConsume bool
-	intentSeq   uint64
-	wake        chan struct{}
-	rebalance   chan chan struct{}
+	intents   *statemachine.Intent
+	rebalance chan chan struct{}
 
 	healthMu   sync.Mutex
 	lastHealth time.Time
@@ -123,7 +120,7 @@ func NewConsumer(cfg *kafka.ConsumerGroupConfig, deadLetters kafka.IProducer) (*
 		cfg:         c,
 		log:         log.With("component", "kafkatest.consumer"),
 		states:      newStates(kafka.Stopped),
-		wake:        make(chan struct{}, 1),
+		intents:     statemachine.NewIntent(),
 		rebalance:   make(chan chan struct{}),
 		workers:     make(chan int, c.NumWorkers),
 		parts:       make(map[topicPartition]*partition),
@@ -381,34 +378,18 @@ func (c *Consumer) register(ctx context.Context, store func()) error {
 
 // Start implements kafka.IConsumerGroup: it asks the consumer to consume
 // and returns at once.
-func (c *Consumer) Start() { c.setIntent(true) }
+func (c *Consumer) Start() { c.intents.Set(true) }
 
 // Stop implements kafka.IConsumerGroup: it asks the consumer to stop and
 // returns at once. Handlers see their context cancelled; what they had not
 // finished is delivered again on the next Start.
-func (c *Consumer) Stop() { c.setIntent(false) }
-
-func (c *Consumer) setIntent(consume bool) uint64 {
-	c.intentMu.Lock()
-	c.wantConsume = consume
-	c.intentSeq++
-	seq := c.intentSeq
-	c.intentMu.Unlock()
-	poke(c.wake)
-	return seq
-}
-
-func (c *Consumer) intent() (bool, uint64) {
-	c.intentMu.Lock()
-	defer c.intentMu.Unlock()
-	return c.wantConsume, c.intentSeq
-}
+func (c *Consumer) Stop() { c.intents.Set(false) }
 
 // StopAndWait implements kafka.IConsumerGroup: it stops consumption and
 // waits until in-flight handlers have returned and their messages are
 // committed, or returns ctx's error.
 func (c *Consumer) StopAndWait(ctx context.Context) error {
-	return c.states.WaitSettled(ctx, c.setIntent(false), kafka.Stopped, kafka.Initialising, kafka.Closed)
+	return c.states.WaitSettled(ctx, c.intents.Set(false), kafka.Stopped, kafka.Initialising, kafka.Closed)
 }
 
 // State implements kafka.IConsumerGroup.

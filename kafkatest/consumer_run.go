@@ -14,11 +14,11 @@ import (
 func (c *Consumer) run() {
 	defer c.finish()
 	for {
-		want, seq := c.intent()
+		want, seq := c.intents.Get()
 		if !want {
 			c.states.Settle(seq)
 			select {
-			case <-c.wake:
+			case <-c.intents.Wake():
 			case done := <-c.rebalance:
 				close(done) // nothing is assigned, so nothing is revoked
 			case <-c.closer:
@@ -49,8 +49,8 @@ func (c *Consumer) consume() (closing bool) {
 			case <-c.closer:
 				closing = true
 				break wait
-			case <-c.wake:
-				if want, _ := c.intent(); !want {
+			case <-c.intents.Wake():
+				if want, _ := c.intents.Get(); !want {
 					break wait
 				}
 			case rebalanced = <-c.rebalance:

@@ -70,3 +70,22 @@ func TestWaitSettled(t *testing.T) {
 	defer cancel2()
 	assert.ErrorIs(t, m.WaitFor(short, busy), context.DeadlineExceeded)
 }
+
+func TestIntentNewestWinsAndWakes(t *testing.T) {
+	in := NewIntent()
+	consume, seq := in.Get()
+	assert.False(t, consume)
+	assert.Zero(t, seq)
+	in.Set(true)
+	last := in.Set(false) // never blocks, even with a wake-up pending
+	<-in.Wake()
+	consume, seq = in.Get()
+	assert.False(t, consume)
+	assert.Equal(t, last, seq)
+	assert.Equal(t, uint64(2), seq)
+	select {
+	case <-in.Wake():
+		t.Fatal("two Sets leave one wake-up, not two")
+	default:
+	}
+}
