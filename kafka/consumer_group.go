@@ -330,13 +330,13 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 func (g *ConsumerGroup) connect() error {
 	client, err := sarama.NewClient(g.cfg.BrokerAddrs, g.scfg)
 	if err != nil {
-		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, explainAuth(g.cfg.SecurityConfig, err))
 	}
 	// NewClient does not talk to the cluster; make sure it answers. A
 	// missing topic is not an initialisation failure: joining reports it.
 	if err := client.RefreshMetadata(g.cfg.Topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 		_ = client.Close()
-		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, explainAuth(g.cfg.SecurityConfig, err))
 	}
 	g.client.Store(&client)
 	return nil

@@ -115,6 +115,7 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 func (p *Producer) connect() error {
 	client, err := sarama.NewClient(p.cfg.BrokerAddrs, p.scfg)
 	if err != nil {
+		err = explainAuth(p.cfg.SecurityConfig, err)
 		p.setInitErr(err)
 		return fmt.Errorf("connecting to %v: %w", p.cfg.BrokerAddrs, err)
 	}
@@ -124,6 +125,7 @@ func (p *Producer) connect() error {
 	// init retries. A missing topic still proves the brokers answer.
 	if err := client.RefreshMetadata(p.cfg.Topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
 		_ = client.Close()
+		err = explainAuth(p.cfg.SecurityConfig, err)
 		p.setInitErr(err)
 		return fmt.Errorf("connecting to %v: %w", p.cfg.BrokerAddrs, err)
 	}
