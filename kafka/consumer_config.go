@@ -59,6 +59,11 @@ type ConsumerGroupConfig struct {
 	// GroupName is the consumer group id. Required.
 	GroupName string
 
+	// Engine is the client library beneath: EngineSarama or EngineFranz.
+	// Default: the KAFKAHUB_ENGINE environment variable (EnvEngine), else
+	// EngineSarama.
+	Engine Engine
+
 	// KafkaVersion is the protocol version to speak. Default "3.6.0".
 	KafkaVersion string
 	// ClientID identifies the client to the brokers. Default "kafkahub".
@@ -138,6 +143,7 @@ func (c ConsumerGroupConfig) WithDefaults() ConsumerGroupConfig { return c.withD
 func (c ConsumerGroupConfig) withDefaults() ConsumerGroupConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
 	c.Topics = append([]string(nil), c.Topics...)
+	c.Engine = orDefault(c.Engine, defaultEngine())
 	c.KafkaVersion = orDefault(c.KafkaVersion, DefaultKafkaVersion)
 	c.ClientID = orDefault(c.ClientID, DefaultClientID)
 	c.NumWorkers = orDefault(c.NumWorkers, DefaultNumWorkers)
@@ -171,6 +177,9 @@ func (c *ConsumerGroupConfig) Validate() error {
 		return configErr("ConsumerGroupConfig", "is nil")
 	}
 	d := c.withDefaults()
+	if err := validateEngine(d.Engine); err != nil {
+		return err
+	}
 	if err := validateCommon(d.BrokerAddrs, d.MinRetryPeriod, d.MaxRetryPeriod, d.MinBrokersHealthy); err != nil {
 		return err
 	}
