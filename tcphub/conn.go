@@ -73,7 +73,8 @@ type conn struct {
 	held    map[string][][]byte // responses that arrived before their ack
 	timer   *time.Timer         // ProduceTimeout of the oldest pending request
 	timerOn bool
-	stopped bool // the connection is finished: no more timer
+	stopped bool          // the connection is finished: no more timer
+	drained chan struct{} // closed when pending empties; made by awaitAnswers
 
 	// Reader-only state.
 	authed     bool
@@ -163,15 +164,28 @@ func (c *conn) run() error {
 func (c *conn) finish(err error) {
 	s := c.srv
 	c.setReason(err)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The device shut its write side, and may still be reading: it
+		// gets the answers owed to it (each within ProduceTimeout), then
+		// the end of the stream.
+		if c.authed {
+			c.awaitAnswers()
+		}
+		c.closeWith(nil)
+	}
 	c.qmu.Lock()
 	flushing := c.qstate == qFlush || c.qstate == qLinger
 	c.qmu.Unlock()
 	if flushing {
 		// The device may still be reading our last frames: keep reading
 		// (and discarding) until it closes, the writer gives up, or the
-		// linger ends, so the close does not reset them away.
+		// linger ends, so the close does not reset them away; then let the
+		// writer finish writing them (each write is bounded by
+		// WriteTimeout; in this state no other writer can start) before
+		// closing.
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.cfg.WriteTimeout + closeLinger))
 		_, _ = io.Copy(io.Discard, c.nc)
+		c.wwg.Wait()
 	}
 	c.abort()
 	c.abandonPending()

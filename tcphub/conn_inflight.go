@@ -156,6 +156,10 @@ func (c *conn) completeLocked(out []answered) []answered {
 		c.pending = c.pending[n:]
 		if len(c.pending) == 0 {
 			c.pending = nil
+			if c.drained != nil {
+				close(c.drained)
+				c.drained = nil
+			}
 		}
 		if len(c.held) == 0 {
 			c.held = nil
@@ -248,6 +252,26 @@ func (c *conn) abandonPending() {
 	c.rmu.Unlock()
 	for range out {
 		c.srv.requests.leave()
+	}
+}
+
+// awaitAnswers waits until every request of the connection has its answer
+// queued, which the deadline timer bounds by ProduceTimeout (see expire),
+// or until the server gives up on its connections.
+func (c *conn) awaitAnswers() {
+	c.rmu.Lock()
+	if len(c.pending) == 0 {
+		c.rmu.Unlock()
+		return
+	}
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	ch := c.drained
+	c.rmu.Unlock()
+	select {
+	case <-ch:
+	case <-c.srv.baseCtx.Done():
 	}
 }
 
