@@ -89,7 +89,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{
 		srv:      s,
 		nc:       nc,
-		id:       "c-" + randomHex(8),
+		id:       wire.RandomID("c-"),
 		remote:   nc.RemoteAddr().String(),
 		accepted: time.Now(),
 	}

@@ -64,7 +64,7 @@ func (c *conn) onHello(f *wire.Frame) error {
 	id, err := c.authenticate(ctx, AuthRequest{DeviceID: f.Device, Token: f.Token, Client: f.Client, RemoteAddr: c.nc.RemoteAddr(), TLS: tlsState})
 	cancel()
 	if err == nil && id.DeviceID != "" {
-		err = checkDeviceID(id.DeviceID)
+		err = wire.CheckDeviceID(id.DeviceID)
 	}
 	if err != nil {
 		s.authLimit.failed(ip)
