@@ -67,10 +67,12 @@ func (e *ProducerError) Is(target error) bool {
 	return target == ErrMessageTooLarge && errors.Is(e.Err, sarama.ErrMessageSizeTooLarge)
 }
 
-// envelope travels with a record through Sarama (as its Metadata) so the
-// delivery report finds its way back to the caller.
+// envelope travels with a record through the engine so the delivery report
+// finds its way back to the caller.
 type envelope struct {
 	msg     *ProducerMessage
 	deliver func(Delivery) // nil: report failures on Errors
 	trace   string
+	topic   string   // set by dispatch: msg.Topic or the producer's
+	headers []Header // set by dispatch: defaults, msg.Headers, trace
 }
