@@ -23,14 +23,17 @@ const (
 // RebalanceStrategy assigns partitions to the members of a group.
 type RebalanceStrategy string
 
-// Rebalance strategies. Every member of a group must use the same one.
-// Only eager strategies are offered: with Sarama's cooperative protocol a
-// handler gets no signal when one of its partitions is revoked, so its
-// context could not be cancelled as documented.
+// Rebalance strategies. Range, round robin and sticky are eager: at every
+// rebalance every member stops every partition, commits, and rejoins.
+// Cooperative sticky (KIP-429) moves only the partitions that change owner:
+// the others keep being handled through the rebalance. Every member of a
+// group must use the same protocol (eager or cooperative); see
+// docs/CONSUMER.md for moving a live group from one to the other.
 const (
-	RebalanceRange      RebalanceStrategy = "range" // default
-	RebalanceRoundRobin RebalanceStrategy = "roundrobin"
-	RebalanceSticky     RebalanceStrategy = "sticky"
+	RebalanceRange             RebalanceStrategy = "range" // default
+	RebalanceRoundRobin        RebalanceStrategy = "roundrobin"
+	RebalanceSticky            RebalanceStrategy = "sticky"
+	RebalanceCooperativeSticky RebalanceStrategy = "cooperative-sticky"
 )
 
 // Consumer defaults, applied to zero-valued fields of ConsumerGroupConfig.
@@ -90,6 +93,24 @@ type ConsumerGroupConfig struct {
 	RebalanceTimeout  time.Duration
 	// RebalanceStrategy. Default RebalanceRange.
 	RebalanceStrategy RebalanceStrategy
+	// GroupInstanceID, when set, makes this member static (KIP-345): a
+	// member that leaves and comes back with the same id within
+	// SessionTimeout gets its partitions back without a rebalance. Each
+	// member of a group needs its own id (a pod name, a host name). With
+	// it set, Stop and Close do not leave the group: the partitions wait
+	// for the member until SessionTimeout, then move. Default "" (dynamic
+	// membership).
+	GroupInstanceID string
+
+	// OnAssigned is called with the partitions a rebalance gives this
+	// member, before any of their messages is handled. OnRevoked is called
+	// with the partitions taken away, after their handlers have returned
+	// and their offsets are committed, before the next owner gets them.
+	// Both run on the engine's rebalance goroutine, never concurrently
+	// with each other, and hold up the rebalance while they run: return
+	// quickly. A panic is recovered and logged. Default nil.
+	OnAssigned RebalanceCallback
+	OnRevoked  RebalanceCallback
 	// CommitInterval is how often marked offsets are committed. Offsets
 	// are also committed at every rebalance, on Stop and on Close.
 	// Default 1 s.
@@ -225,9 +246,9 @@ func (c *ConsumerGroupConfig) Validate() error {
 		return configErr("InitialOffset", "unknown value %d", d.InitialOffset)
 	}
 	switch d.RebalanceStrategy {
-	case RebalanceRange, RebalanceRoundRobin, RebalanceSticky:
+	case RebalanceRange, RebalanceRoundRobin, RebalanceSticky, RebalanceCooperativeSticky:
 	default:
-		return configErr("RebalanceStrategy", "unknown strategy %q (want range, roundrobin or sticky)", d.RebalanceStrategy)
+		return configErr("RebalanceStrategy", "unknown strategy %q (want range, roundrobin, sticky or cooperative-sticky)", d.RebalanceStrategy)
 	}
 	if seen[d.DeadLetterTopic] {
 		return configErr("DeadLetterTopic", "%q is also consumed: failures would loop", d.DeadLetterTopic)
@@ -262,11 +283,14 @@ func (c ConsumerGroupConfig) saramaConfig() (*sarama.Config, error) {
 	s.Consumer.Group.Session.Timeout = c.SessionTimeout
 	s.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
 	s.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
+	s.Consumer.Group.InstanceId = c.GroupInstanceID
 	switch c.RebalanceStrategy {
 	case RebalanceRoundRobin:
 		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
 	case RebalanceSticky:
 		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	case RebalanceCooperativeSticky:
+		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	default:
 		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	}

@@ -46,6 +46,7 @@ type ConsumerGroup struct {
 	registerMu   sync.Mutex
 
 	workers chan int
+	assign  *assignment
 	commits *commitSignal // Message.Commit's requests, served by the engine
 	dlt     *Producer
 
@@ -104,6 +105,7 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		intents:     statemachine.NewIntent(),
 		workers:     make(chan int, c.NumWorkers),
 		commits:     newCommitSignal(),
+		assign:      newAssignment(c.OnAssigned, c.OnRevoked, c.Logger),
 		upstream:    make(chan Message, c.UpstreamBufferSize),
 		initialised: make(chan struct{}),
 		closer:      make(chan struct{}),
@@ -370,11 +372,19 @@ func (g *ConsumerGroup) consume() (closing bool) {
 	return closing
 }
 
-// sessionStarted is the engines' report that an assignment has started:
-// the member is consuming.
-func (g *ConsumerGroup) sessionStarted(claims map[string][]int32, generation int32) {
+// assigned is the engines' report that tps were assigned to this member:
+// it is consuming.
+func (g *ConsumerGroup) assigned(ctx context.Context, tps []TopicPartition, generation int32) {
 	g.states.Transition(Starting, Consuming)
-	g.log.Info("consuming", "claims", claims, "generation", generation)
+	g.log.Info("partitions assigned", "partitions", tps, "generation", generation)
+	g.assign.assigned(ctx, tps)
+}
+
+// revoked is the engines' report that tps were taken away, their handlers
+// returned and their marks committed.
+func (g *ConsumerGroup) revoked(ctx context.Context, tps []TopicPartition) {
+	g.log.Info("partitions revoked", "partitions", tps)
+	g.assign.revoked(ctx, tps)
 }
 
 // rebalancing is the engines' report that the member is rejoining the group

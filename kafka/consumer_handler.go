@@ -76,7 +76,7 @@ func runClaim[R any](g *ConsumerGroup, c claim[R]) {
 		case <-ctx.Done():
 			return
 		case r, ok := <-msgs:
-			if !ok {
+			if !ok || !g.assign.gate(ctx, c.topic(), c.partition()) {
 				return
 			}
 			if h := g.handler.Load(); h != nil {
@@ -124,7 +124,9 @@ func handleBurst[R any](g *ConsumerGroup, c claim[R], r R, h Handler) bool {
 			return false
 		}
 		m.mark()
-		if i+1 >= burstMax || ctx.Err() != nil {
+		// A pause ends the burst, so a paused partition never holds a
+		// worker while it waits.
+		if i+1 >= burstMax || ctx.Err() != nil || g.assign.npaused.Load() > 0 {
 			return ctx.Err() == nil
 		}
 		select {
@@ -180,7 +182,7 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 		case <-ctx.Done():
 			return // an unfinished batch is not committed: the next owner gets it
 		case r, ok := <-msgs:
-			if !ok {
+			if !ok || !g.assign.gate(ctx, c.topic(), c.partition()) {
 				return
 			}
 			add(r)

@@ -87,14 +87,23 @@ type groupEngine interface {
 	// consume runs one consumption period: it joins the group and, for
 	// each partition assigned, runs the consumer's claim loop (runClaim)
 	// on a goroutine of its own. At every rebalance it cancels the
-	// affected claims' contexts, waits for their loops to return, commits
-	// their marks and only then lets the partitions go. It calls
-	// ConsumerGroup.sessionStarted when an assignment starts and
-	// ConsumerGroup.rebalancing when one ends before ctx does; errors that
-	// do not end the period go to ConsumerGroup.pushError. It returns once
-	// ctx has ended, every claim loop has returned, the marks are
-	// committed and the member has left the group.
+	// revoked claims' contexts (all of them with an eager strategy), waits
+	// for their loops to return, commits their marks and only then lets
+	// the partitions go. It reports to the ConsumerGroup, from its
+	// rebalance goroutine: assigned before the loops of new partitions
+	// start; revoked after the loops of revoked ones returned and their
+	// marks are committed; rebalancing when an eager rebalance (or an
+	// error) ends the assignment before ctx does. Commit requests arrive
+	// on ConsumerGroup.commits; errors that do not end the period go to
+	// ConsumerGroup.pushError. Paused partitions (ConsumerGroup.assign)
+	// are paused again in every new assignment. It returns once ctx has
+	// ended, every claim loop has returned, the marks are committed and
+	// the member has left the group (static members do not leave).
 	consume(ctx context.Context)
+	// pause and resume stop and restart fetching for partitions, keeping
+	// them assigned. Safe to call from any goroutine, also between periods.
+	pause(tps []TopicPartition)
+	resume(tps []TopicPartition)
 	// brokers returns the addresses the cluster advertises, or nil.
 	brokers() []string
 	// close releases the connections; called once, after the last consume.
@@ -133,6 +142,10 @@ type claim[R any] interface {
 	// mark records offset as processed: the partition's committed position
 	// becomes offset+1 at the next commit.
 	mark(offset int64)
+	// highWater is the partition's high watermark as last fetched (the
+	// offset the next record produced will get), or -1 when unknown: the
+	// consumer's lag is measured against it without a request per record.
+	highWater() int64
 }
 
 // record is a consumed record in engine-neutral form.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/IBM/sarama"
 
@@ -16,6 +17,9 @@ import (
 type saramaGroup struct {
 	g      *ConsumerGroup
 	client sarama.Client
+
+	mu    sync.Mutex
+	group sarama.ConsumerGroup // the current period's, for pause and resume
 }
 
 func newSaramaGroup(g *ConsumerGroup) (*saramaGroup, error) {
@@ -50,6 +54,8 @@ func (e *saramaGroup) consume(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
+	e.setGroup(group)
+	defer e.setGroup(nil)
 	errsDone := make(chan struct{})
 	go func() {
 		defer close(errsDone)
@@ -62,7 +68,7 @@ func (e *saramaGroup) consume(ctx context.Context) {
 	// backing off after errors.
 	b := g.joinBackoff()
 	for {
-		err := group.Consume(ctx, g.cfg.Topics, &saramaSession{g: g})
+		err := group.Consume(ctx, g.cfg.Topics, &saramaSession{g: g, group: group})
 		if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			break
 		}
@@ -84,11 +90,43 @@ func (e *saramaGroup) consume(ctx context.Context) {
 	<-errsDone
 }
 
-// saramaSession is the sarama.ConsumerGroupHandler of one call to Consume,
-// which is one group generation.
+func (e *saramaGroup) setGroup(group sarama.ConsumerGroup) {
+	e.mu.Lock()
+	e.group = group
+	e.mu.Unlock()
+	if group != nil {
+		if paused := e.g.assign.pausedList(); len(paused) > 0 {
+			group.Pause(fromTPs(paused))
+		}
+	}
+}
+
+func (e *saramaGroup) pause(tps []TopicPartition) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.group != nil {
+		e.group.Pause(fromTPs(tps))
+	}
+}
+
+func (e *saramaGroup) resume(tps []TopicPartition) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.group != nil {
+		e.group.Resume(fromTPs(tps))
+	}
+}
+
+// saramaSession is the sarama.ConsumerGroupHandler of one call to Consume:
+// one generation with an eager strategy, the whole membership with the
+// cooperative one (Sarama then starts and ends claims within the session).
 type saramaSession struct {
 	g             *ConsumerGroup
+	group         sarama.ConsumerGroup
 	committerDone chan struct{}
+
+	mu    sync.Mutex
+	owned map[TopicPartition]bool // reported as assigned and not yet revoked
 }
 
 // Setup starts the goroutine that serves Message.Commit's requests for the
@@ -107,8 +145,30 @@ func (s *saramaSession) Setup(sess sarama.ConsumerGroupSession) error {
 			}
 		}
 	}()
-	s.g.sessionStarted(sess.Claims(), sess.GenerationID())
+	s.owned = map[TopicPartition]bool{}
+	s.report(sess, toTPs(sess.Claims()), true)
 	return nil
+}
+
+// report passes assignment changes on to the consumer, once per partition.
+func (s *saramaSession) report(sess sarama.ConsumerGroupSession, tps []TopicPartition, added bool) {
+	s.mu.Lock()
+	var changed []TopicPartition
+	for _, tp := range tps {
+		if s.owned[tp] != added {
+			s.owned[tp] = added
+			changed = append(changed, tp)
+		}
+	}
+	s.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	if added {
+		s.g.assigned(sess.Context(), changed, sess.GenerationID())
+	} else {
+		s.g.revoked(context.WithoutCancel(sess.Context()), changed)
+	}
 }
 
 // Cleanup runs once every ConsumeClaim of the session has returned, so every
@@ -117,11 +177,31 @@ func (s *saramaSession) Setup(sess sarama.ConsumerGroupSession) error {
 func (s *saramaSession) Cleanup(sess sarama.ConsumerGroupSession) error {
 	<-s.committerDone
 	sess.Commit()
+	s.mu.Lock()
+	var left []TopicPartition
+	for tp, owned := range s.owned {
+		if owned {
+			left = append(left, tp)
+		}
+	}
+	s.mu.Unlock()
+	s.report(sess, left, false)
 	return nil
 }
 
+// ConsumeClaim runs the claim loop. With the cooperative protocol Sarama
+// starts claims for partitions added within the session, and ends a
+// revoked one by closing its channel while the session goes on: the
+// partition is reported as assigned at the start and, when the session
+// still runs at the end, as revoked once its marks are committed.
 func (s *saramaSession) ConsumeClaim(sess sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	tp := []TopicPartition{{c.Topic(), c.Partition()}}
+	s.report(sess, tp, true)
 	runClaim[*sarama.ConsumerMessage](s.g, saramaClaim{sess: sess, c: c})
+	if sess.Context().Err() == nil {
+		sess.Commit()
+		s.report(sess, tp, false)
+	}
 	return nil
 }
 
@@ -135,6 +215,7 @@ func (c saramaClaim) topic() string                           { return c.c.Topic
 func (c saramaClaim) partition() int32                        { return c.c.Partition() }
 func (c saramaClaim) ctx() context.Context                    { return c.sess.Context() }
 func (c saramaClaim) records() <-chan *sarama.ConsumerMessage { return c.c.Messages() }
+func (c saramaClaim) highWater() int64                        { return c.c.HighWaterMarkOffset() }
 func (c saramaClaim) mark(offset int64) {
 	c.sess.MarkOffset(c.c.Topic(), c.c.Partition(), offset+1, "")
 }
