@@ -2,6 +2,7 @@ package tcphub
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -11,9 +12,10 @@ import (
 
 // Request states.
 const (
-	reqPending uint8 = iota // handed to the producer, no answer yet
-	reqAcked                // Kafka has it
-	reqFailed               // not written, or not known to be written in time
+	reqPending  uint8 = iota // handed to the producer, no answer yet
+	reqAcked                 // Kafka has it
+	reqFailed                // not written, or not known to be written in time
+	reqTooLarge              // refused for its size: resending it cannot help
 )
 
 // request is a device request on its way to Kafka. The record, its
@@ -27,6 +29,7 @@ type request struct {
 	headers [8]kafka.Header
 	trace   [16]byte
 	idBytes []byte
+	cost    int64 // bytes held against the budgets until delivered
 }
 
 // Header values that are the same for every request of a connection, or of
@@ -109,14 +112,22 @@ func (c *conn) produce(r *request) {
 func (r *request) delivered(d kafka.Delivery) {
 	c := r.c
 	s := c.srv
+	// The producer is done with the record, answered or not: its bytes
+	// leave the budgets now (not at a timeout's answer, while the producer
+	// may still hold them).
+	s.inBudget.release(r.cost, &c.inBytes)
 	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
 	c.rmu.Lock()
 	if r.state != reqPending { // already answered: its deadline passed
 		c.rmu.Unlock()
 		return
 	}
-	r.state = reqAcked
-	if d.Err != nil {
+	switch {
+	case d.Err == nil:
+		r.state = reqAcked
+	case errors.Is(d.Err, kafka.ErrMessageTooLarge):
+		r.state = reqTooLarge
+	default:
 		r.state = reqFailed
 	}
 	out := c.completeLocked(nil)
@@ -173,11 +184,14 @@ func (c *conn) completeLocked(out []answered) []answered {
 func (c *conn) answer(out []answered) {
 	s := c.srv
 	for _, a := range out {
-		if a.r.state == reqAcked {
+		switch a.r.state {
+		case reqAcked:
 			if c.enqueue(encode(wire.Frame{Type: wire.TypeAck, ID: a.r.id}), wire.TypeAck) == nil {
 				s.m.acks.Inc()
 			}
-		} else {
+		case reqTooLarge:
+			c.sendError(a.r.id, wire.CodeRecordTooLarge, "the record (payload and headers) is larger than Kafka accepts", 0)
+		default:
 			c.sendError(a.r.id, wire.CodeUnavailable, "not written to Kafka", s.cfg.RetryAfter)
 		}
 		for _, b := range a.held {

@@ -32,7 +32,9 @@ type Server struct {
 	log        *slog.Logger
 	m          *metrics
 	reg        *registry
-	authLimit  *ipLimiter
+	authLimit  *authLimiter
+	admission  *admission
+	inBudget   *byteBudget // MaxServerBytes: request bytes held by all connections
 	replyTopic string
 	// instanceBytes and replyToBytes are header values of every request.
 	instanceBytes []byte
@@ -80,7 +82,9 @@ func NewServer(cfg Config) (*Server, error) {
 		log:        c.Logger.With("component", "tcphub", "instance", c.InstanceID),
 		m:          newMetrics(c.InstanceID),
 		reg:        newRegistry(),
-		authLimit:  newIPLimiter(c.AuthFailuresPerMinute),
+		authLimit:  newAuthLimiter(c.AuthFailuresPerMinute, c.AuthLockout),
+		admission:  newAdmission(&c),
+		inBudget:   &byteBudget{limit: c.MaxServerBytes},
 		replyTopic: c.replyTopic(),
 		listeners:  map[net.Listener]struct{}{},
 		quit:       make(chan struct{}),
@@ -90,6 +94,9 @@ func NewServer(cfg Config) (*Server, error) {
 	s.presence = newPresencePublisher(s)
 	s.loop = gatewayloop.For(c.InstanceID)
 	s.instanceBytes, s.replyToBytes = []byte(c.InstanceID), []byte(s.replyTopic)
+	if _, bearer := c.Authenticator.(interface{ bearerTokens() }); bearer && c.TLSConfig == nil {
+		s.log.Warn("HMAC tokens over plain TCP: a token seen on the network can be replayed from any address until it expires, and takes over the device's session; set TLSConfig")
+	}
 	return s, nil
 }
 
@@ -309,9 +316,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		ip := remoteIP(nc.RemoteAddr())
+		if reason := s.admission.admit(ip); reason != "" {
+			s.m.refused.WithLabelValues(reason).Inc()
+			refuseAtAccept(nc, s.cfg.TLSConfig != nil, s.cfg.RetryAfter)
+			continue
+		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
+			s.admission.release(ip, true)
 			_ = nc.Close()
 			continue
 		}
