@@ -298,3 +298,44 @@ func selfSigned(t *testing.T) tls.Certificate {
 func pemCert(c tls.Certificate) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}))
 }
+
+// TestLockoutPerDeviceBehindNAT: by default failed authentications count
+// per (address, device id), so one device with a bad token does not lock
+// out the other devices behind the same NAT address; the refusal carries
+// after_ms, the time until the next attempt is checked. LockoutAddress
+// restores the per-address lockout.
+func TestLockoutPerDeviceBehindNAT(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	auth, err := tcphub.NewHMACAuthenticator(secret)
+	require.NoError(t, err)
+	good, err := tcphub.NewToken(secret, "good-device", time.Hour)
+	require.NoError(t, err)
+	for _, scope := range []tcphub.AuthLockout{tcphub.LockoutAddressAndDevice, tcphub.LockoutAddress} {
+		t.Run(fmt.Sprintf("scope %d", scope), func(t *testing.T) {
+			gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+				c.Authenticator = auth
+				c.AuthFailuresPerMinute = 3
+				c.AuthLockout = scope
+			})
+			hello := func(dev, tok string) *rawDevice {
+				d := dialRaw(t, gw.addr)
+				d.send(wire.Frame{Type: wire.TypeHello, Device: dev, Token: tok})
+				return d
+			}
+			for range 3 {
+				hello("bad-device", "v1.1.AAAA").expectError(wire.CodeUnauthenticated)
+			}
+			f := hello("bad-device", "v1.1.AAAA").expectError(wire.CodeUnauthenticated)
+			assert.Contains(t, f.Message, "too many")
+			assert.Greater(t, f.AfterMS, 10_000, "about a minute / 3 until the next token")
+			assert.LessOrEqual(t, f.AfterMS, 20_000)
+			d := hello("good-device", good)
+			if scope == tcphub.LockoutAddress {
+				assert.Contains(t, d.expectError(wire.CodeUnauthenticated).Message, "too many")
+				return
+			}
+			d.expect(wire.TypeWelcome)
+		})
+	}
+}

@@ -2,19 +2,20 @@
 // TLS) port 7400, /healthz and /metrics on HTTP port 8080.
 //
 // Every setting is a flag with an environment variable of the same meaning;
-// the flag wins. Kafka is reached through KAFKA_ADDR and the other
+// the flag wins. Kafka is reached through KAFKA_BROKERS and the other
 // variables of kafka.ConfigFromEnv (KAFKA_SEC_PROTO, KAFKA_SASL_USER, ...),
-// or -brokers. With neither, an embedded Kafka-protocol broker is started
-// in the process (or the cluster in KAFKA_BROKERS is used), so that
+// or -brokers. With neither it refuses to start, unless -embedded asks for
+// a Kafka-protocol broker in the process (a demo: nothing is kept), so that
 //
-//	TCPHUB_HMAC_SECRET=0123456789abcdef0123456789abcdef go run ./examples/gateway
+//	TCPHUB_HMAC_SECRET=0123456789abcdef0123456789abcdef go run ./examples/gateway -embedded -insecure-plaintext-tokens
 //
 // runs with nothing installed; examples/device talks to it.
 //
 // Devices authenticate with HMAC tokens (TCPHUB_HMAC_SECRET or
 // -hmac-secret-file; mint them with tcphub.NewToken or examples/token),
 // or with client certificates when -tls-client-ca is set and no
-// secret is.
+// secret is. Tokens are bearer credentials, so HMAC authentication needs
+// TLS (-tls-cert, -tls-key) unless -insecure-plaintext-tokens is given.
 package main
 
 import (
@@ -91,6 +92,8 @@ type options struct {
 	tlsCert, tlsKey, tlsClientCA     string
 	hmacSecretFile                   string
 	insecureAllowAll                 bool
+	insecurePlaintextTokens          bool
+	embedded                         bool
 	heartbeat, handshake, goodbye    time.Duration
 	maxConns, maxInFlight, queueSize int
 	rateLimit                        float64
@@ -101,7 +104,8 @@ func main() {
 	var o options
 	flag.StringVar(&o.listen, "listen", env("TCPHUB_LISTEN", ":7400"), "device listen address (TCPHUB_LISTEN)")
 	flag.StringVar(&o.httpAddr, "http", env("TCPHUB_HTTP", ":8080"), "HTTP address for /healthz and /metrics (TCPHUB_HTTP)")
-	flag.StringVar(&o.brokers, "brokers", "", "Kafka brokers, comma-separated (default: KAFKA_ADDR, else an embedded broker)")
+	flag.StringVar(&o.brokers, "brokers", "", "Kafka brokers, comma-separated (default: KAFKA_BROKERS)")
+	flag.BoolVar(&o.embedded, "embedded", false, "with no brokers configured, start an in-process Kafka-protocol broker (a demo: nothing is kept)")
 	flag.StringVar(&o.requestTopic, "request-topic", env("TCPHUB_REQUEST_TOPIC", "tcphub.requests"), "topic receiving device requests (TCPHUB_REQUEST_TOPIC)")
 	flag.IntVar(&o.createPartitions, "create-request-topic", envInt("TCPHUB_CREATE_REQUEST_TOPIC", 0), "create the request topic with this many partitions if missing; 0: do not (TCPHUB_CREATE_REQUEST_TOPIC)")
 	flag.StringVar(&o.presenceTopic, "presence-topic", env("TCPHUB_PRESENCE_TOPIC", tcphub.DefaultPresenceTopic), "compacted presence topic (TCPHUB_PRESENCE_TOPIC)")
@@ -112,6 +116,7 @@ func main() {
 	flag.StringVar(&o.tlsClientCA, "tls-client-ca", env("TCPHUB_TLS_CLIENT_CA", ""), "CA file for device certificates: requires mutual TLS (TCPHUB_TLS_CLIENT_CA)")
 	flag.StringVar(&o.hmacSecretFile, "hmac-secret-file", env("TCPHUB_HMAC_SECRET_FILE", ""), "file holding the HMAC token secret (or set TCPHUB_HMAC_SECRET)")
 	flag.BoolVar(&o.insecureAllowAll, "insecure-allow-all", false, "accept every device without credentials (tests only)")
+	flag.BoolVar(&o.insecurePlaintextTokens, "insecure-plaintext-tokens", false, "allow HMAC tokens over plain TCP, where anyone on the path can replay them (tests only)")
 	flag.DurationVar(&o.heartbeat, "heartbeat", envDuration("TCPHUB_HEARTBEAT", tcphub.DefaultHeartbeat), "heartbeat interval announced to devices (TCPHUB_HEARTBEAT)")
 	flag.DurationVar(&o.handshake, "handshake-timeout", envDuration("TCPHUB_HANDSHAKE_TIMEOUT", tcphub.DefaultHandshakeTimeout), "handshake deadline (TCPHUB_HANDSHAKE_TIMEOUT)")
 	flag.DurationVar(&o.goodbye, "goodbye-delay", envDuration("TCPHUB_GOODBYE_DELAY", tcphub.DefaultGoodbyeDelay), "reconnect delay suggested on shutdown (TCPHUB_GOODBYE_DELAY)")
@@ -145,6 +150,9 @@ func run(o options) error {
 		brokers = strings.Split(o.brokers, ",")
 	}
 	if len(brokers) == 0 {
+		if !o.embedded {
+			return errors.New("no Kafka configured: set KAFKA_BROKERS (see kafka.ConfigFromEnv) or -brokers, or pass -embedded for an in-process broker (a demo: nothing is kept)")
+		}
 		cluster, err := kafkatest.StartCluster(kafkatest.Brokers(1))
 		if err != nil {
 			return err
@@ -154,7 +162,7 @@ func run(o options) error {
 		if o.createPartitions == 0 {
 			o.createPartitions = 3
 		}
-		log.Warn("no Kafka configured (KAFKA_ADDR or -brokers): using an in-process broker", "brokers", brokers, "external", cluster.External())
+		log.Warn("-embedded: using an in-process broker; nothing is kept", "brokers", brokers)
 	}
 	if o.createPartitions > 0 {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -188,6 +196,9 @@ func run(o options) error {
 	}
 	if cfg.Authenticator, err = authenticator(o); err != nil {
 		return err
+	}
+	if _, hmac := cfg.Authenticator.(*tcphub.HMACAuthenticator); hmac && cfg.TLSConfig == nil && !o.insecurePlaintextTokens {
+		return errors.New("HMAC tokens are bearer credentials: serve them over TLS (-tls-cert and -tls-key), or pass -insecure-plaintext-tokens for a test setup")
 	}
 	gw, err := tcphub.NewServer(cfg)
 	if err != nil {
