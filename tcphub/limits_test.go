@@ -362,3 +362,57 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestByteRate: one connection is read no faster than ByteRate, plus the
+// burst of MaxConnBytes (and one frame), however fast the device sends.
+func TestByteRate(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	const frameSize, rate = 64 << 10, 1 << 20
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+		c.MaxFrameSize = frameSize
+		c.ByteRate = rate
+		c.RateLimit = -1
+		c.MaxInFlight = 1000
+	})
+	d := dialRaw(t, gw.addr)
+	d.hello("fast-sender")
+	payload := `"` + strings.Repeat("b", frameSize-100) + `"`
+	frame, err := wire.AppendFrame(nil, wire.Frame{Type: wire.TypeRequest, ID: "r-1", Payload: []byte(payload)})
+	require.NoError(t, err)
+	fs := d.collect()
+	start := time.Now()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // as fast as the socket takes them
+		defer close(done)
+		for off := 0; ; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = d.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			n, err := d.nc.Write(frame[off:])
+			if off = (off + n) % len(frame); err != nil && !isTimeout(err) {
+				return
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	got := fs.waitFor(t, 10*time.Second, "some acks", func(f []wire.Frame) bool { return len(f) > 1 })
+	elapsed := time.Since(start)
+	close(stop)
+	<-done
+	acks := 0
+	for _, f := range got {
+		if f.Type == wire.TypeAck {
+			acks++
+		}
+	}
+	read := float64(acks * len(frame))
+	limit := float64(4*frameSize) + rate*elapsed.Seconds() + float64(len(frame))
+	t.Logf("%d frames (%.0f KiB) acked in %v; limit %.0f KiB", acks, read/1024, elapsed.Round(time.Millisecond), limit/1024)
+	assert.Positive(t, acks)
+	assert.LessOrEqual(t, read, limit, "read faster than ByteRate")
+}
