@@ -104,13 +104,15 @@ func (c *conn) onHello(f *wire.Frame) error {
 	}
 	c.queue = append(c.queue, welcome)
 	c.sessionUp = true
+	// No longer a handshake, before the device can read the welcome and
+	// open its next connection (finish releases by c.authed).
+	c.authed = true
+	s.admission.welcomed(ip)
 	start := c.kickLocked()
 	c.qmu.Unlock()
 	c.startWriter(start)
 	s.m.frameOut(wire.TypeWelcome)
 
-	c.authed = true
-	s.admission.welcomed(ip)
 	c.tokens = float64(s.cfg.RateBurst)
 	c.tokensAt = time.Now()
 	if old := s.reg.register(c); old != nil {
