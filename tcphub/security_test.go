@@ -1,7 +1,6 @@
 package tcphub_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,38 +9,20 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
-// lockedBuffer is a log sink written by the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func bufferLogger(b *lockedBuffer) *slog.Logger {
+func bufferLogger(b *testkit.LogBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -151,7 +132,7 @@ func TestHMACWithoutTLSWarns(t *testing.T) {
 		"allow all":           {tcphub.AllowAll(), nil, false},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testkit.LogBuffer
 			s, err := tcphub.NewServer(tcphub.Config{BrokerAddrs: []string{"127.0.0.1:1"}, RequestTopic: "r", Authenticator: tc.auth, TLSConfig: tc.tls, Logger: bufferLogger(&logs)})
 			require.NoError(t, err)
 			require.NoError(t, s.Shutdown(testCtx(t, 5*time.Second)))
@@ -258,7 +239,7 @@ func TestServerSecretsNeverEchoed(t *testing.T) {
 		"base64 garbage":       {TLS: true, ClientCert: certPEM, ClientKey: "LS0tLS1CRUdJTi" + marker, SASLMechanism: kafka.SASLPlain, SASLUser: "u", SASLPassword: marker},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var logs lockedBuffer
+			var logs testkit.LogBuffer
 			cfg := tcphub.Config{BrokerAddrs: ec.BrokerAddrs, RequestTopic: "r", Authenticator: auth, Security: sec, Logger: bufferLogger(&logs)}
 			_, err := tcphub.NewServer(cfg)
 			require.ErrorIs(t, err, tcphub.ErrInvalidConfig)
@@ -272,7 +253,7 @@ func TestServerSecretsNeverEchoed(t *testing.T) {
 
 	// A valid config that cannot reach Kafka: the retry warnings quote no
 	// secret either.
-	var logs lockedBuffer
+	var logs testkit.LogBuffer
 	pw := &kafka.SecurityConfig{SASLMechanism: kafka.SASLPlain, SASLUser: "u", SASLPassword: "pw-" + marker}
 	s, err := tcphub.NewServer(tcphub.Config{BrokerAddrs: []string{"127.0.0.1:1"}, RequestTopic: "r", Authenticator: auth, Security: pw, Logger: bufferLogger(&logs)})
 	require.NoError(t, err)
