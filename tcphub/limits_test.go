@@ -1,6 +1,8 @@
 package tcphub_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -415,4 +417,31 @@ func TestByteRate(t *testing.T) {
 	t.Logf("%d frames (%.0f KiB) acked in %v; limit %.0f KiB", acks, read/1024, elapsed.Round(time.Millisecond), limit/1024)
 	assert.Positive(t, acks)
 	assert.LessOrEqual(t, read, limit, "read faster than ByteRate")
+}
+
+// TestPreAuthFloodTLS: stalled TLS handshakes from one address are capped
+// too (the extra ones closed at accept, without a handshake), and a device
+// from another address completes its TLS handshake and is welcomed.
+func TestPreAuthFloodTLS(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	cert := selfSigned(t)
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+		c.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	})
+	for range 200 {
+		dialFrom(t, "127.0.0.1", gw.addr) // never starts its handshake
+	}
+	waitOpen(t, gw, tcphub.DefaultMaxHandshakesPerAddress)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	nc := dialFrom(t, "127.0.0.2", gw.addr)
+	tc := tls.Client(nc, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	require.NoError(t, tc.Handshake())
+	require.NoError(t, wire.NewWriter(tc, 0).WriteFrame(wire.Frame{Type: wire.TypeHello, Device: "tls-device"}))
+	f, err := wire.NewReader(tc, 0).ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, wire.TypeWelcome, f.Type, "%+v", f)
 }
