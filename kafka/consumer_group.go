@@ -348,7 +348,7 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 func (g *ConsumerGroup) connect() error {
 	eng, err := newGroupEngine(g)
 	if err != nil {
-		return err
+		return explainAuth(g.cfg.SecurityConfig, err)
 	}
 	g.eng.Store(&groupEngineRef{eng})
 	return nil

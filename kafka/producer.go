@@ -116,6 +116,7 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 func (p *Producer) connect() error {
 	eng, err := newProducerEngine(p)
 	if err != nil {
+		err = explainAuth(p.cfg.SecurityConfig, err)
 		p.setInitErr(err)
 		return err
 	}
