@@ -372,4 +372,3 @@ func TestStaticMembershipRestartMovesNothing(t *testing.T) {
 	assert.Zero(t, otherEvents.Load(), "the other member saw no revocation or assignment: no rebalance")
 	figures(t, "static-membership", "restart_to_assigned_ms", back.Milliseconds(), "other_member_events", otherEvents.Load())
 }
-
