@@ -482,12 +482,14 @@ func (c *conn) onHello(f *wire.Frame) error {
 		c.goodbyeAndClose()
 		return ErrServerClosed
 	}
+	// The welcome is queued now but written only once the connection is
+	// registered: a device that holds its welcome is its device id's
+	// connection, so a hello sent after it (a reconnect) always replaces
+	// it. Writing it earlier let a second connection's hello register
+	// first and then be replaced by the older one.
 	c.queue = append(c.queue, welcome)
 	c.sessionUp = true
-	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.startWriter(start)
-	s.m.frameOut(wire.TypeWelcome)
 
 	c.authed = true
 	c.tokens = float64(s.cfg.RateBurst)
@@ -496,6 +498,11 @@ func (c *conn) onHello(f *wire.Frame) error {
 		old.fatal("", wire.CodeDuplicate, "replaced by a newer connection of the same device", 0)
 		old.setReason(ErrReplaced)
 	}
+	c.qmu.Lock()
+	start := c.kickLocked()
+	c.qmu.Unlock()
+	c.startWriter(start)
+	s.m.frameOut(wire.TypeWelcome)
 	s.m.sessions.Inc()
 	s.presence.publish(c, true)
 	if s.cfg.OnAuthenticated != nil {
