@@ -142,6 +142,10 @@ type claim[R any] interface {
 	// mark records offset as processed: the partition's committed position
 	// becomes offset+1 at the next commit.
 	mark(offset int64)
+	// highWater is the partition's high watermark as last fetched (the
+	// offset the next record produced will get), or -1 when unknown: the
+	// consumer's lag is measured against it without a request per record.
+	highWater() int64
 }
 
 // record is a consumed record in engine-neutral form.

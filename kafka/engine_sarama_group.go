@@ -215,6 +215,7 @@ func (c saramaClaim) topic() string                           { return c.c.Topic
 func (c saramaClaim) partition() int32                        { return c.c.Partition() }
 func (c saramaClaim) ctx() context.Context                    { return c.sess.Context() }
 func (c saramaClaim) records() <-chan *sarama.ConsumerMessage { return c.c.Messages() }
+func (c saramaClaim) highWater() int64                        { return c.c.HighWaterMarkOffset() }
 func (c saramaClaim) mark(offset int64) {
 	c.sess.MarkOffset(c.c.Topic(), c.c.Partition(), offset+1, "")
 }
