@@ -248,6 +248,7 @@ func (s *franzSession) poll() {
 			// No claim: the partition was revoked after this fetch; its
 			// records are uncommitted and go to the next owner.
 			if c != nil {
+				c.hw.Store(p.HighWatermark)
 				c.push(p.Records)
 			}
 		})
@@ -427,6 +428,7 @@ type franzClaim struct {
 	queue []*kgo.Record
 	full  bool // fetching paused for back-pressure
 
+	hw        atomic.Int64 // the high watermark of the last fetch; -1: none yet
 	marked    atomic.Int64 // the next offset to commit; -1: none yet
 	committed int64        // the last committed; under session.commitMu
 }
@@ -436,6 +438,7 @@ func newFranzClaim(s *franzSession, tp TopicPartition) *franzClaim {
 	c := &franzClaim{s: s, tp: tp, cctx: ctx, cancel: cancel,
 		ch: make(chan *kgo.Record, franzClaimBuffer), wake: make(chan struct{}, 1), committed: -1}
 	c.marked.Store(-1)
+	c.hw.Store(-1)
 	return c
 }
 
@@ -501,6 +504,7 @@ func (c *franzClaim) topic() string               { return c.tp.Topic }
 func (c *franzClaim) partition() int32            { return c.tp.Partition }
 func (c *franzClaim) ctx() context.Context        { return c.cctx }
 func (c *franzClaim) records() <-chan *kgo.Record { return c.ch }
+func (c *franzClaim) highWater() int64            { return c.hw.Load() }
 func (c *franzClaim) convert(r *kgo.Record) record {
 	rec := record{topic: r.Topic, partition: r.Partition, offset: r.Offset,
 		key: r.Key, value: r.Value, timestamp: r.Timestamp}
