@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
@@ -132,4 +134,44 @@ func TestEnginesPlaceKeysAlike(t *testing.T) {
 		parts[p] = true
 	}
 	assert.Len(t, parts, 7, "100 keys spread over all 7 partitions")
+}
+
+// TestFranzOptsReachTheCluster: a raw kgo client built from FranzOpts
+// reaches the cluster as kafkahub does, SASL included, and reads what a
+// kafkahub producer wrote; wrong credentials fail.
+func TestFranzOptsReachTheCluster(t *testing.T) {
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "raw"),
+		kfake.EnableSASL(), kfake.Superuser(string(kafka.SASLScramSHA256), "alice", "s3cret"))
+	require.NoError(t, err)
+	t.Cleanup(fake.Close)
+	ctx := testCtx(t, 30*time.Second)
+	sec := &kafka.SecurityConfig{SASLMechanism: kafka.SASLScramSHA256, SASLUser: "alice", SASLPassword: "s3cret"}
+	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: fake.ListenAddrs(), Topic: "raw", SecurityConfig: sec})
+	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("from kafkahub")}))
+
+	opts, err := kafka.FranzOpts(fake.ListenAddrs(), "", "", sec)
+	require.NoError(t, err)
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics("raw"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	require.NoError(t, err)
+	defer cl.Close()
+	fs := cl.PollFetches(ctx)
+	require.NoError(t, fs.Err())
+	require.Equal(t, 1, fs.NumRecords())
+	assert.Equal(t, "from kafkahub", string(fs.Records()[0].Value))
+
+	bad := *sec
+	bad.SASLPassword = "wrong"
+	opts, err = kafka.FranzOpts(fake.ListenAddrs(), "", "", &bad)
+	require.NoError(t, err)
+	badCl, err := kgo.NewClient(opts...)
+	require.NoError(t, err)
+	defer badCl.Close()
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	require.Error(t, badCl.Ping(short))
+
+	_, err = kafka.FranzOpts(nil, "", "", nil)
+	require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+	_, err = kafka.FranzOpts([]string{"b:9092"}, "", "", &kafka.SecurityConfig{SASLMechanism: kafka.SASLPlain})
+	require.ErrorIs(t, err, kafka.ErrInvalidConfig, "SASL without a user")
 }
