@@ -29,19 +29,23 @@ type consumeParams struct {
 type consumer func(ctx context.Context, p consumeParams) (roundResult, error)
 
 func consumers() []impl[consumer] {
-	return []impl[consumer]{
-		{"kafkahub-1w", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, 1, false)
-		}},
-		{"kafkahub-Nw", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, p.partitions, false)
-		}},
-		{"kafkahub-batch", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, 1, true)
-		}},
-		{"sarama", consumeSarama},
-		{"franz-go", consumeFranz},
+	var out []impl[consumer]
+	for _, e := range []struct {
+		prefix string
+		engine kafka.Engine
+	}{{"kafkahub", kafka.EngineSarama}, {"kafkahub-franz", kafka.EngineFranz}} {
+		out = append(out,
+			impl[consumer]{e.prefix + "-1w", func(ctx context.Context, p consumeParams) (roundResult, error) {
+				return consumeKafkahub(ctx, p, e.engine, 1, false)
+			}},
+			impl[consumer]{e.prefix + "-Nw", func(ctx context.Context, p consumeParams) (roundResult, error) {
+				return consumeKafkahub(ctx, p, e.engine, p.partitions, false)
+			}},
+			impl[consumer]{e.prefix + "-batch", func(ctx context.Context, p consumeParams) (roundResult, error) {
+				return consumeKafkahub(ctx, p, e.engine, 1, true)
+			}})
 	}
+	return append(out, impl[consumer]{"sarama", consumeSarama}, impl[consumer]{"franz-go", consumeFranz})
 }
 
 // waitConsumed waits until every record was seen or the time limit, and
@@ -62,11 +66,12 @@ func waitConsumed(ctx context.Context, p consumeParams, start time.Time, seen *c
 	return roundResult{msgs: n, bytes: n * int64(p.size), seconds: d.Seconds()}, nil
 }
 
-// consumeKafkahub measures a ConsumerGroup with a no-op Handler on workers
+// consumeKafkahub measures a ConsumerGroup on engine with a no-op Handler on
 // workers, or with a no-op BatchHandler of p.batch records.
-func consumeKafkahub(ctx context.Context, p consumeParams, workers int, batch bool) (roundResult, error) {
+func consumeKafkahub(ctx context.Context, p consumeParams, engine kafka.Engine, workers int, batch bool) (roundResult, error) {
 	cfg := &kafka.ConsumerGroupConfig{
 		BrokerAddrs: p.addrs,
+		Engine:      engine,
 		Topics:      []string{p.topic},
 		GroupName:   p.group,
 		NumWorkers:  workers,
