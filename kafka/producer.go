@@ -120,6 +120,7 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 func (p *Producer) connect() error {
 	eng, err := newProducerEngine(p)
 	if err != nil {
+		err = explainAuth(p.cfg.SecurityConfig, err)
 		p.setInitErr(err)
 		return err
 	}
@@ -347,27 +348,15 @@ func (p *Producer) IsInitialised() bool {
 
 // Initialise waits until the producer has connected, cutting short the
 // current backoff wait so that an attempt is made now. It returns nil once
-// initialised, ErrClosed if the producer is closed, or an error wrapping
+// initialised, ErrClosed once Close has begun (every time, even if the
+// producer had connected), or an error wrapping ErrNotInitialised,
 // ctx.Err() and the last connection error.
 func (p *Producer) Initialise(ctx context.Context) error {
-	select {
-	case p.nudge <- struct{}{}:
-	default:
-	}
-	select {
-	case <-p.initialised:
-		return nil
-	case <-p.closer:
-		return ErrClosed
-	case <-ctx.Done():
+	return waitInitialised(ctx, p.nudge, p.initialised, p.closer, func() error {
 		p.mu.Lock()
-		last := p.lastInit
-		p.mu.Unlock()
-		if last != nil {
-			return fmt.Errorf("%w: %w (last attempt: %w)", ErrNotInitialised, ctx.Err(), last)
-		}
-		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
-	}
+		defer p.mu.Unlock()
+		return p.lastInit
+	})
 }
 
 // SetDefaultHeader sets a header added to every record that does not carry

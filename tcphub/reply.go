@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
 // RequestInfo is what the gateway wrote in the headers of a request
@@ -69,7 +70,7 @@ func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, sta
 	o := applyOptions(opts)
 	ct := o.contentType
 	if ct == "" {
-		ct = defaultContentType(payload)
+		ct = wire.DefaultContentType(payload)
 	}
 	headers := make([]kafka.Header, 0, 7+len(o.headers))
 	headers = append(headers,

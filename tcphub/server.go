@@ -379,7 +379,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, c := range s.reg.snapshot() {
 		c.setReason(ErrServerClosed)
-		c.flushClose()
+		c.closeWith(nil)
 	}
 	if err := waitGroup(ctx, &s.connWG); err != nil {
 		result = err

@@ -25,6 +25,7 @@ import (
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 )
 
 func main() {
@@ -140,7 +141,7 @@ func run(devices, trips int) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := device(ctx, l.Addr().String(), fmt.Sprintf("sensor-%d", i+1), secret, trips, pusher, log); err != nil {
+			if err := runDevice(ctx, l.Addr().String(), fmt.Sprintf("sensor-%d", i+1), secret, trips, pusher, log); err != nil {
 				errs <- err
 			}
 		}()
@@ -154,13 +155,13 @@ func run(devices, trips int) (err error) {
 	return errors.Join(all...)
 }
 
-// device is one simulated device: round trips, then a push.
-func device(ctx context.Context, addr, id string, secret []byte, trips int, pusher *tcphub.Pusher, log *slog.Logger) error {
+// runDevice is one simulated device: round trips, then a push.
+func runDevice(ctx context.Context, addr, id string, secret []byte, trips int, pusher *tcphub.Pusher, log *slog.Logger) error {
 	token, err := tcphub.NewToken(secret, id, time.Hour)
 	if err != nil {
 		return err
 	}
-	c, err := tcphub.Dial(ctx, addr, tcphub.DialOptions{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log})
+	c, err := device.Dial(ctx, addr, device.Options{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log})
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
