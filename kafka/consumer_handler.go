@@ -224,7 +224,7 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func(context.Context) error) bool {
 	first := &msgs[0].rec
 	run := g.obs.startHandling(msgs[0].ctx, msgs)
-	r := g.policy().Run(ctx, run.wrap(call), func(attempt int, wait time.Duration, err error) {
+	r := g.policy().Run(ctx, func() error { return run.call(call) }, func(attempt int, wait time.Duration, err error) {
 		run.retry(attempt, wait, err)
 		g.log.Warn("handler failed; retrying", "topic", first.topic, "partition", first.partition,
 			"offset", first.offset, "attempt", attempt, "retry_in", wait, "error", err)

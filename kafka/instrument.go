@@ -115,6 +115,9 @@ type producerObs struct {
 	hooks  []ProducerHooks
 	timed  bool // a hook needs the time since OnSend
 	tracer *tracing
+	// onlyTracing: the tracing hook is the only one, so nothing is owed
+	// to any hook while tracing is inactive.
+	onlyTracing bool
 }
 
 func newProducerObs(c ProducerConfig) (producerObs, error) {
@@ -135,6 +138,7 @@ func newProducerObs(c ProducerConfig) (producerObs, error) {
 		o.hooks = append(o.hooks, h)
 		o.timed = o.timed || h.OnDelivered != nil
 	}
+	o.onlyTracing = o.tracer != nil && len(o.hooks) == 1
 	return o, nil
 }
 
@@ -149,7 +153,7 @@ func (o *producerObs) initialise(err error) {
 // send runs OnSend and writes the resulting trace context into env's
 // headers. Only the intake goroutine calls it.
 func (o *producerObs) send(env *envelope) {
-	if len(o.hooks) == 0 {
+	if len(o.hooks) == 0 || o.onlyTracing && !o.tracer.active() {
 		return
 	}
 	ctx := env.ctx
@@ -202,8 +206,11 @@ type consumerObs struct {
 	handle bool // some hook observes handler calls
 	marked bool // some hook wants OnMarked
 	tracer *tracing
-	state  *stateCollector // unregistered when the consumer finishes
-	reg    prometheus.Registerer
+	// handleTracingOnly: tracing is the only hook observing handler
+	// calls, so none is owed anything while tracing is inactive.
+	handleTracingOnly bool
+	state             *stateCollector // unregistered when the consumer finishes
+	reg               prometheus.Registerer
 }
 
 func newConsumerObs(g *ConsumerGroup) (consumerObs, error) {
@@ -223,10 +230,15 @@ func newConsumerObs(g *ConsumerGroup) (consumerObs, error) {
 		o.state = registerState(o.reg, c.GroupName, g.State)
 	}
 	o.hooks = append(o.hooks, c.Hooks...)
+	handlers := 0
 	for _, h := range o.hooks {
-		o.handle = o.handle || h.OnHandle != nil || h.OnAttempt != nil || h.OnRetry != nil || h.OnHandled != nil
+		if h.OnHandle != nil || h.OnAttempt != nil || h.OnRetry != nil || h.OnHandled != nil {
+			handlers++
+		}
 		o.marked = o.marked || h.OnMarked != nil
 	}
+	o.handle = handlers > 0
+	o.handleTracingOnly = o.tracer != nil && handlers == 1
 	return o, nil
 }
 
@@ -285,16 +297,19 @@ func (o *consumerObs) close() {
 
 // handlerRun is one handler run (all its attempts) as the hooks see it.
 type handlerRun struct {
-	o    *consumerObs
-	ctx  context.Context
-	msgs []Message
+	o       *consumerObs
+	on      bool // the hooks observe this run
+	attempt int
+	ctx     context.Context
+	msgs    []Message
 }
 
-// startHandling runs OnHandle for msgs and returns the context for the
-// handler. base is the handler's context without hooks.
+// startHandling runs OnHandle for msgs and returns the run; its ctx is the
+// handler's. base is the handler's context without hooks.
 func (o *consumerObs) startHandling(base context.Context, msgs []*groupMessage) handlerRun {
 	h := handlerRun{o: o, ctx: base}
-	if !o.handle {
+	h.on = o.handle && !(o.handleTracingOnly && !o.tracer.active())
+	if !h.on {
 		return h
 	}
 	h.msgs = make([]Message, len(msgs))
@@ -314,28 +329,25 @@ func (o *consumerObs) startHandling(base context.Context, msgs []*groupMessage) 
 	return h
 }
 
-// wrap turns the handler call into one attempt the hooks observe.
-func (h *handlerRun) wrap(call func(context.Context) error) func() error {
-	if !h.o.handle {
-		return func() error { return call(h.ctx) }
+// call runs one attempt of the handler, observed by OnAttempt.
+func (h *handlerRun) call(handler func(context.Context) error) error {
+	if !h.on {
+		return handler(h.ctx)
 	}
-	attempt := 0
-	return func() error {
-		attempt++
-		start := time.Now()
-		err := handling.Safely(func() error { return call(h.ctx) })
-		elapsed := time.Since(start)
-		for i := range h.o.hooks {
-			if f := h.o.hooks[i].OnAttempt; f != nil {
-				f(h.ctx, h.msgs, attempt, elapsed, err)
-			}
+	h.attempt++
+	start := time.Now()
+	err := handling.Safely(func() error { return handler(h.ctx) })
+	elapsed := time.Since(start)
+	for i := range h.o.hooks {
+		if f := h.o.hooks[i].OnAttempt; f != nil {
+			f(h.ctx, h.msgs, h.attempt, elapsed, err)
 		}
-		return err
 	}
+	return err
 }
 
 func (h *handlerRun) retry(attempt int, wait time.Duration, err error) {
-	if !h.o.handle {
+	if !h.on {
 		return
 	}
 	for i := range h.o.hooks {
@@ -346,7 +358,7 @@ func (h *handlerRun) retry(attempt int, wait time.Duration, err error) {
 }
 
 func (h *handlerRun) done(o HandleOutcome) {
-	if !h.o.handle {
+	if !h.on {
 		return
 	}
 	for i := range h.o.hooks {

@@ -25,12 +25,23 @@ const (
 	EventInterrupted  = "interrupted"   // a rebalance, Stop or Close ended the handling
 )
 
+// initialTracerProvider and initialPropagator are the OpenTelemetry globals
+// as the process starts: stand-ins that record and propagate nothing until
+// the application sets its own (they then delegate to it). Captured when
+// this package is initialised, before any code that imports it can run.
+var (
+	initialTracerProvider = otel.GetTracerProvider()
+	initialPropagator     = otel.GetTextMapPropagator()
+)
+
 // tracing makes the send and process spans (OpenTelemetry messaging
 // semantic conventions) and carries trace context in record headers.
 type tracing struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	group  string
+	// globalTP, globalProp: the config named none, so the globals apply.
+	globalTP, globalProp bool
 
 	// Built once: passing them costs no allocation per record.
 	sendOpts, processOpts []trace.SpanStartOption
@@ -45,12 +56,28 @@ func newTracing(t Telemetry, group string) *tracing {
 		prop = otel.GetTextMapPropagator()
 	}
 	return &tracing{
+		globalTP:    t.TracerProvider == nil,
+		globalProp:  t.Propagator == nil,
 		tracer:      tp.Tracer(TracerName),
 		prop:        prop,
 		group:       group,
 		sendOpts:    []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 		processOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
 	}
+}
+
+// active reports whether spans may be recorded: false while the tracer is
+// the global stand-in and no SDK has been set, so that the cost of tracing
+// with no SDK installed is one atomic load per record instead of a span.
+// Spans are not compared by IsRecording: the SDK may sample a span out and
+// still propagate its context.
+func (t *tracing) active() bool {
+	return !t.globalTP || otel.GetTracerProvider() != initialTracerProvider
+}
+
+// propagating reports whether the propagator may read or write headers.
+func (t *tracing) propagating() bool {
+	return !t.globalProp || otel.GetTextMapPropagator() != initialPropagator
 }
 
 // sendSpanKey and processSpanKey find a span of ours in a context that
@@ -174,7 +201,7 @@ func (t *tracing) consumerHooks() ConsumerHooks {
 // propagate (no valid span context, no baggage) it returns headers as they
 // are, at no cost.
 func (t *tracing) inject(ctx context.Context, headers []Header) []Header {
-	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
+	if !t.propagating() || !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
 		return headers
 	}
 	c := &headerCarrier{hs: append(make([]Header, 0, len(headers)+3), headers...)}
@@ -184,6 +211,9 @@ func (t *tracing) inject(ctx context.Context, headers []Header) []Header {
 
 // extract returns ctx with the trace context of headers.
 func (t *tracing) extract(ctx context.Context, headers []Header) context.Context {
+	if !t.propagating() {
+		return ctx
+	}
 	return t.prop.Extract(ctx, &headerCarrier{hs: headers})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -521,4 +523,57 @@ func find(t *testing.T, g prometheus.Gatherer, name string, values []string) *dt
 	}
 	t.Fatalf("%s not gathered", name)
 	return nil
+}
+
+// TestGlobalsSetAfterConstruction: a producer and consumer made before the
+// application installs an SDK and a propagator (the zero Telemetry) trace
+// once they are installed. Setting the globals is process-wide, so the
+// test runs itself in a child process.
+func TestGlobalsSetAfterConstruction(t *testing.T) {
+	const child = "KAFKAHUB_TEST_OTEL_GLOBALS"
+	if os.Getenv(child) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGlobalsSetAfterConstruction$", "-test.count=1")
+		cmd.Env = append(os.Environ(), child+"=1")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.Contains(t, string(out), "PASS")
+		return
+	}
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, 1)
+	ctx := testCtx(t, 60*time.Second)
+	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic})
+	handled := make(chan kafka.HandleOutcome, 2)
+	var seen trace.SpanContext
+	g := newGroup(t, &kafka.ConsumerGroupConfig{BrokerAddrs: cluster.Addrs(), Topics: []string{topic},
+		GroupName: kafkatest.UniqueName("g"), Hooks: []kafka.ConsumerHooks{handledSignal(handled)}})
+	require.NoError(t, g.RegisterHandler(ctx, func(hctx context.Context, _ int, m kafka.Message) error {
+		if string(m.Value()) == "after" {
+			seen = trace.SpanContextFromContext(hctx)
+		}
+		return nil
+	}))
+	g.Start()
+	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("before")}))
+	waitOutcomes(t, ctx, handled, 1)
+
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("after")}))
+	waitOutcomes(t, ctx, handled, 1)
+
+	var names []string
+	var send sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		names = append(names, s.Name())
+		if s.Name() == "send "+topic {
+			send = s
+		}
+	}
+	assert.ElementsMatch(t, []string{"send " + topic, "process " + topic}, names, "only the record sent after the SDK is traced")
+	require.NotNil(t, send)
+	assert.Equal(t, send.SpanContext().TraceID(), seen.TraceID(), "the handler continues the producer's trace")
 }

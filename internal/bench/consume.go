@@ -26,22 +26,22 @@ type consumeParams struct {
 	batch      int // BatchSize of kafkahub-batch
 }
 
-type consumer func(ctx context.Context, p consumeParams) (roundResult, error)
+type consumer = func(ctx context.Context, p consumeParams) (roundResult, error)
 
 func consumers() []impl[consumer] {
-	return []impl[consumer]{
-		{"kafkahub-1w", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, 1, false)
+	out := instrumented("kafkahub-1w", func(ctx context.Context, p consumeParams, t telemetry) (roundResult, error) {
+		return consumeKafkahub(ctx, p, 1, false, t)
+	}, telDefault, telOff, telSDK, telMetrics)
+	return append(out,
+		impl[consumer]{"kafkahub-Nw", func(ctx context.Context, p consumeParams) (roundResult, error) {
+			return consumeKafkahub(ctx, p, p.partitions, false, telDefault)
 		}},
-		{"kafkahub-Nw", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, p.partitions, false)
+		impl[consumer]{"kafkahub-batch", func(ctx context.Context, p consumeParams) (roundResult, error) {
+			return consumeKafkahub(ctx, p, 1, true, telDefault)
 		}},
-		{"kafkahub-batch", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, 1, true)
-		}},
-		{"sarama", consumeSarama},
-		{"franz-go", consumeFranz},
-	}
+		impl[consumer]{"sarama", consumeSarama},
+		impl[consumer]{"franz-go", consumeFranz},
+	)
 }
 
 // waitConsumed waits until every record was seen or the time limit, and
@@ -63,8 +63,9 @@ func waitConsumed(ctx context.Context, p consumeParams, start time.Time, seen *c
 }
 
 // consumeKafkahub measures a ConsumerGroup with a no-op Handler on workers
-// workers, or with a no-op BatchHandler of p.batch records.
-func consumeKafkahub(ctx context.Context, p consumeParams, workers int, batch bool) (roundResult, error) {
+// workers, or with a no-op BatchHandler of p.batch records, instrumented
+// as t says (telemetry.go).
+func consumeKafkahub(ctx context.Context, p consumeParams, workers int, batch bool, t telemetry) (roundResult, error) {
 	cfg := &kafka.ConsumerGroupConfig{
 		BrokerAddrs: p.addrs,
 		Topics:      []string{p.topic},
@@ -72,6 +73,9 @@ func consumeKafkahub(ctx context.Context, p consumeParams, workers int, batch bo
 		NumWorkers:  workers,
 		Logger:      quietLogger,
 	}
+	var stop func()
+	cfg.Telemetry, stop = kafkaTelemetry(t)
+	defer stop()
 	if batch {
 		cfg.BatchSize = p.batch
 		// Only the last, partial batch of each partition waits for this.

@@ -39,15 +39,15 @@ func keysFor(n int) [][]byte {
 	return keys
 }
 
-type producer func(ctx context.Context, p produceParams) (roundResult, error)
+type producer = func(ctx context.Context, p produceParams) (roundResult, error)
 
 func producers() []impl[producer] {
-	return []impl[producer]{
-		{"kafkahub-output", produceKafkahubOutput},
-		{"kafkahub-send", produceKafkahubSend},
-		{"sarama", produceSarama},
-		{"franz-go", produceFranz},
-	}
+	out := instrumented("kafkahub-output", produceKafkahubOutput, telDefault, telOff, telSDK, telMetrics)
+	return append(out,
+		impl[producer]{"kafkahub-send", produceKafkahubSend},
+		impl[producer]{"sarama", produceSarama},
+		impl[producer]{"franz-go", produceFranz},
+	)
 }
 
 // sendLoop calls send(i) for i = 0.. until n records or the time limit,
@@ -114,8 +114,13 @@ func newKafkahubProducer(ctx context.Context, cfg *kafka.ProducerConfig) (*kafka
 
 // produceKafkahubOutput feeds the Output channel and counts acks through
 // OnDelivery, the producer's fire-and-forget path.
-func produceKafkahubOutput(ctx context.Context, p produceParams) (roundResult, error) {
-	kp, closeIt, err := newKafkahubProducer(ctx, kafkahubProducerConfig(p))
+// t instruments it (telemetry.go).
+func produceKafkahubOutput(ctx context.Context, p produceParams, t telemetry) (roundResult, error) {
+	cfg := kafkahubProducerConfig(p)
+	var stop func()
+	cfg.Telemetry, stop = kafkaTelemetry(t)
+	defer stop()
+	kp, closeIt, err := newKafkahubProducer(ctx, cfg)
 	if err != nil {
 		return roundResult{}, err
 	}
