@@ -89,6 +89,9 @@ func (t *tracing) producerHooks(defaultTopic string) ProducerHooks {
 	defaultName := "send " + defaultTopic
 	return ProducerHooks{
 		OnSend: func(ctx context.Context, topic string, msg *ProducerMessage) context.Context {
+			if !t.active() {
+				return ctx
+			}
 			name := defaultName
 			if topic != defaultTopic {
 				name = "send " + topic
@@ -131,6 +134,9 @@ func (t *tracing) producerHooks(defaultTopic string) ProducerHooks {
 func (t *tracing) consumerHooks() ConsumerHooks {
 	return ConsumerHooks{
 		OnHandle: func(ctx context.Context, msgs []Message) context.Context {
+			if !t.active() {
+				return ctx
+			}
 			first := msgs[0]
 			var span trace.Span
 			if len(msgs) == 1 {

@@ -46,9 +46,9 @@ func kafkaTelemetry(t telemetry) (kafka.Telemetry, func()) {
 type endCounter struct{ n atomic.Int64 }
 
 func (p *endCounter) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (p *endCounter) OnEnd(sdktrace.ReadOnlySpan)                    { p.n.Add(1) }
-func (p *endCounter) Shutdown(context.Context) error                 { return nil }
-func (p *endCounter) ForceFlush(context.Context) error               { return nil }
+func (p *endCounter) OnEnd(sdktrace.ReadOnlySpan)                     { p.n.Add(1) }
+func (p *endCounter) Shutdown(context.Context) error                  { return nil }
+func (p *endCounter) ForceFlush(context.Context) error                { return nil }
 
 // instrumented returns the variants of a kafkahub implementation for each
 // telemetry mode, named name + suffix.
