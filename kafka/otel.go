@@ -253,3 +253,34 @@ func (c *headerCarrier) Keys() []string {
 	}
 	return keys
 }
+
+// Tracing is a Telemetry's tracing resolved, for code that makes spans of
+// its own beside a Producer or ConsumerGroup (tcphub's gateway) under the
+// same rules: the config's provider and propagator or the globals, and no
+// span while the globals are unset or tracing is disabled.
+type Tracing struct{ t *tracing }
+
+// Tracing resolves t's tracing for the instrumentation scope named scope.
+func (t Telemetry) Tracing(scope string) Tracing {
+	if t.DisableTracing {
+		return Tracing{}
+	}
+	tr := newTracing(t, "")
+	tp := t.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	tr.tracer = tp.Tracer(scope)
+	return Tracing{tr}
+}
+
+// Active reports whether spans may be recorded now; when it is false, a
+// caller skips its spans at the cost of this call (one atomic load).
+func (t Tracing) Active() bool { return t.t != nil && t.t.active() }
+
+// Tracer returns the tracer spans are made with. Call it only when Active.
+func (t Tracing) Tracer() trace.Tracer { return t.t.tracer }
+
+// Propagator returns the propagator of record headers. Call it only when
+// Active.
+func (t Tracing) Propagator() propagation.TextMapPropagator { return t.t.prop }

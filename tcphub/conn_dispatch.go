@@ -161,6 +161,7 @@ func (c *conn) onRequest(f *wire.Frame) {
 		return
 	}
 	r := c.newRequest(f, topic)
+	c.traceRequest(r, f)
 	c.rmu.Lock()
 	c.pending = append(c.pending, r)
 	c.armTimerLocked()
