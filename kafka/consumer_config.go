@@ -160,6 +160,12 @@ type ConsumerGroupConfig struct {
 	// handler's context (see TraceID). Default "trace-id".
 	TraceHeader string
 
+	// Telemetry sets tracing and metrics; Hooks adds instrumentation of
+	// your own (docs/OBSERVABILITY.md). Default: traces through the
+	// OpenTelemetry globals, no metrics, no hooks.
+	Telemetry Telemetry
+	Hooks     []ConsumerHooks
+
 	// SecurityConfig sets TLS and SASL. Nil: plaintext.
 	SecurityConfig *SecurityConfig
 	// Logger receives the consumer's logs. Default slog.Default().
@@ -173,6 +179,7 @@ func (c ConsumerGroupConfig) WithDefaults() ConsumerGroupConfig { return c.withD
 func (c ConsumerGroupConfig) withDefaults() ConsumerGroupConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
 	c.Topics = append([]string(nil), c.Topics...)
+	c.Hooks = append([]ConsumerHooks(nil), c.Hooks...)
 	c.Engine = orDefault(c.Engine, defaultEngine())
 	c.KafkaVersion = orDefault(c.KafkaVersion, DefaultKafkaVersion)
 	c.ClientID = orDefault(c.ClientID, DefaultClientID)

@@ -31,6 +31,7 @@ type ConsumerGroup struct {
 	cfg  ConsumerGroupConfig
 	scfg *sarama.Config
 	log  *slog.Logger
+	obs  consumerObs
 
 	states *statemachine.Machine[State]
 
@@ -114,6 +115,9 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		closed:      make(chan struct{}),
 		nudge:       make(chan struct{}, 1),
 	}
+	if g.obs, err = newConsumerObs(g); err != nil {
+		return nil, err
+	}
 	g.errs = newErrorSink(c.ErrorsBufferSize, g.log)
 	for i := range c.NumWorkers {
 		g.workers <- i
@@ -125,6 +129,7 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, Engine: c.Engine, KafkaVersion: c.KafkaVersion,
 			ClientID: c.ClientID, MinRetryPeriod: c.MinRetryPeriod, MaxRetryPeriod: c.MaxRetryPeriod,
 			DialTimeout: c.DialTimeout, SecurityConfig: c.SecurityConfig, Logger: c.Logger,
+			Telemetry: c.Telemetry,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("kafka: dead-letter producer: %w", err)
@@ -316,7 +321,7 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 
 	err := retryInit(ctx, g.cfg.MinRetryPeriod, g.cfg.MaxRetryPeriod, g.nudge, g.log,
 		func() { close(firstAttempt) }, func() error {
-			err := g.connect()
+			err := g.connectObserved()
 			g.lastInit.Store(&err)
 			return err
 		})
@@ -358,6 +363,7 @@ func (g *ConsumerGroup) connect() error {
 // reports whether the consumer is closing.
 func (g *ConsumerGroup) consume() (closing bool) {
 	g.states.Set(Starting)
+	g.obs.joining()
 	eng := g.eng.Load().groupEngine
 	periodCtx, cancelPeriod := context.WithCancel(context.Background())
 	periodDone := make(chan struct{})
@@ -395,6 +401,7 @@ func (g *ConsumerGroup) consume() (closing bool) {
 func (g *ConsumerGroup) assigned(ctx context.Context, tps []TopicPartition, generation int32) {
 	g.states.Transition(Starting, Consuming)
 	g.log.Info("partitions assigned", "partitions", tps, "generation", generation)
+	g.obs.assigned(tps, generation)
 	g.assign.assigned(ctx, tps)
 }
 
@@ -402,12 +409,16 @@ func (g *ConsumerGroup) assigned(ctx context.Context, tps []TopicPartition, gene
 // returned and their marks committed.
 func (g *ConsumerGroup) revoked(ctx context.Context, tps []TopicPartition) {
 	g.log.Info("partitions revoked", "partitions", tps)
+	g.obs.revoked(tps)
 	g.assign.revoked(ctx, tps)
 }
 
 // rebalancing is the engines' report that the member is rejoining the group
 // (a rebalance, or a retry after an error).
-func (g *ConsumerGroup) rebalancing() { g.states.Transition(Consuming, Starting) }
+func (g *ConsumerGroup) rebalancing() {
+	g.states.Transition(Consuming, Starting)
+	g.obs.joining()
+}
 
 // joinBackoff paces an engine's attempts to rejoin after errors.
 func (g *ConsumerGroup) joinBackoff() *backoff.ExponentialBackOff {
@@ -448,6 +459,7 @@ func (g *ConsumerGroup) finish() {
 	close(g.upstream)
 	close(g.errs.ch)
 	g.states.Set(Closed)
+	g.obs.close()
 	close(g.closed)
 	g.log.Info("consumer group closed")
 }

@@ -170,6 +170,7 @@ func (s *saramaSession) Setup(sess sarama.ConsumerGroupSession) error {
 			select {
 			case <-s.g.commits.ch:
 				sess.Commit()
+				s.g.commitDone()
 			case <-sess.Context().Done():
 				return
 			}
@@ -207,6 +208,7 @@ func (s *saramaSession) report(sess sarama.ConsumerGroupSession, tps []TopicPart
 func (s *saramaSession) Cleanup(sess sarama.ConsumerGroupSession) error {
 	<-s.committerDone
 	sess.Commit()
+	s.g.commitDone()
 	s.mu.Lock()
 	var left []TopicPartition
 	for tp, owned := range s.owned {
@@ -230,6 +232,7 @@ func (s *saramaSession) ConsumeClaim(sess sarama.ConsumerGroupSession, c sarama.
 	runClaim[*sarama.ConsumerMessage](s.g, saramaClaim{sess: sess, c: c})
 	if sess.Context().Err() == nil {
 		sess.Commit()
+		s.g.commitDone()
 		s.report(sess, tp, false)
 	}
 	return nil

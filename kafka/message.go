@@ -1,8 +1,10 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,6 +34,10 @@ type ProducerMessage struct {
 	// Partition, when not nil, sends the record to that partition and
 	// ignores Key for partitioning: new(int32(3)).
 	Partition *int32
+	// Context, when not nil, is the context of a record sent on Output:
+	// its trace context goes into the record's headers (Send uses its own
+	// context argument instead). Nil: context.Background().
+	Context context.Context
 	// OnDelivery, when not nil, is called exactly once with the outcome,
 	// from the producer's own goroutine: it must return quickly. Messages
 	// with OnDelivery do not report failures on the Errors channel.
@@ -75,6 +81,9 @@ type envelope struct {
 	msg     *ProducerMessage
 	deliver func(Delivery) // nil: report failures on Errors
 	trace   string
-	topic   string   // set by dispatch: msg.Topic or the producer's
-	headers []Header // set by dispatch: defaults, msg.Headers, trace
+	ctx     context.Context // Send's; after the hooks, the one they returned
+	topic   string          // set by dispatch: msg.Topic or the producer's
+	headers []Header        // set by dispatch: defaults, msg.Headers, trace
+	start   time.Time       // when the hooks saw it (only if one needs timing)
+	sent    bool            // the hooks saw it: OnDelivered is owed
 }

@@ -168,6 +168,7 @@ func (c *conn) onRequest(f *wire.Frame) {
 		return
 	}
 	r := c.newRequest(f, topic)
+	c.traceRequest(r, f)
 	c.rmu.Lock()
 	c.pending = append(c.pending, r)
 	c.armTimerLocked()

@@ -39,27 +39,27 @@ func keysFor(n int) [][]byte {
 	return keys
 }
 
-type producer func(ctx context.Context, p produceParams) (roundResult, error)
+type producer = func(ctx context.Context, p produceParams) (roundResult, error)
 
 func producers() []impl[producer] {
-	return []impl[producer]{
-		{"kafkahub-output", func(ctx context.Context, p produceParams) (roundResult, error) {
-			return produceKafkahubOutput(ctx, p, kafka.EngineSarama)
+	out := instrumented("kafkahub-output", func(ctx context.Context, p produceParams, t telemetry) (roundResult, error) {
+		return produceKafkahubOutput(ctx, p, kafka.EngineSarama, t)
+	}, telDefault, telOff, telSDK, telMetrics)
+	return append(out,
+		impl[producer]{"kafkahub-franz-output", func(ctx context.Context, p produceParams) (roundResult, error) {
+			return produceKafkahubOutput(ctx, p, kafka.EngineFranz, telDefault)
 		}},
-		{"kafkahub-franz-output", func(ctx context.Context, p produceParams) (roundResult, error) {
-			return produceKafkahubOutput(ctx, p, kafka.EngineFranz)
-		}},
-		{"kafkahub-send", func(ctx context.Context, p produceParams) (roundResult, error) {
+		impl[producer]{"kafkahub-send", func(ctx context.Context, p produceParams) (roundResult, error) {
 			return produceKafkahubSend(ctx, p, kafka.EngineSarama)
 		}},
-		{"kafkahub-franz-send", func(ctx context.Context, p produceParams) (roundResult, error) {
+		impl[producer]{"kafkahub-franz-send", func(ctx context.Context, p produceParams) (roundResult, error) {
 			return produceKafkahubSend(ctx, p, kafka.EngineFranz)
 		}},
-		{"sarama", produceSarama},
-		{"sarama-sync", produceSaramaSync},
-		{"franz-go", produceFranz},
-		{"franz-sync", produceFranzSync},
-	}
+		impl[producer]{"sarama", produceSarama},
+		impl[producer]{"sarama-sync", produceSaramaSync},
+		impl[producer]{"franz-go", produceFranz},
+		impl[producer]{"franz-sync", produceFranzSync},
+	)
 }
 
 // sendLoop calls send(i) for i = 0.. until n records or the time limit,
@@ -127,8 +127,13 @@ func newKafkahubProducer(ctx context.Context, cfg *kafka.ProducerConfig) (*kafka
 
 // produceKafkahubOutput feeds the Output channel and counts acks through
 // OnDelivery, the producer's fire-and-forget path.
-func produceKafkahubOutput(ctx context.Context, p produceParams, engine kafka.Engine) (roundResult, error) {
-	kp, closeIt, err := newKafkahubProducer(ctx, kafkahubProducerConfig(p, engine))
+// t instruments it (telemetry.go).
+func produceKafkahubOutput(ctx context.Context, p produceParams, engine kafka.Engine, t telemetry) (roundResult, error) {
+	cfg := kafkahubProducerConfig(p, engine)
+	var stop func()
+	cfg.Telemetry, stop = kafkaTelemetry(t)
+	defer stop()
+	kp, closeIt, err := newKafkahubProducer(ctx, cfg)
 	if err != nil {
 		return roundResult{}, err
 	}
