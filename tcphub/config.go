@@ -59,6 +59,15 @@ type Config struct {
 	// Requests naming a route not in the map are refused with not_found.
 	// Nil: only the default route (RequestTopic).
 	Routes map[string]string
+	// Producer writes the requests and presence records: the service's own
+	// producer, a kafkatest fake in tests. The server hands it records with
+	// OnDelivery and acks a request when that reports success, so its
+	// settings decide what an ack means; keep the defaults (AcksAll,
+	// idempotent) for the guarantees of docs/GATEWAY.md. The server
+	// initialises it in Start and never closes it. Nil: the server builds
+	// one from BrokerAddrs, KafkaVersion, ClientID and Security, and closes
+	// it on Shutdown.
+	Producer kafka.IProducer
 	// KafkaVersion is the Kafka protocol version. Default "3.6.0".
 	KafkaVersion string
 	// ClientID identifies the gateway to the brokers. Default
@@ -300,6 +309,23 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// producerConfig is the config of the producer the server builds when
+// Config.Producer is nil.
+func (c *Config) producerConfig() *kafka.ProducerConfig {
+	return &kafka.ProducerConfig{
+		BrokerAddrs: c.BrokerAddrs, Topic: c.RequestTopic, KafkaVersion: c.KafkaVersion,
+		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+	}
+}
+
+// replyReaderConfig is the config of the reader of the reply topic.
+func (c *Config) replyReaderConfig(topic string) *kafka.ReaderConfig {
+	return &kafka.ReaderConfig{
+		BrokerAddrs: c.BrokerAddrs, Topic: topic, From: kafka.ReadNewest, KafkaVersion: c.KafkaVersion,
+		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+	}
 }
 
 // replyTopic returns the reply topic of the instance: ReplyTopicPrefix +

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkahub/kafkahub/internal/gatewayloop"
 	"github.com/kafkahub/kafkahub/kafka"
 )
@@ -52,11 +50,10 @@ type Server struct {
 	started bool
 	closing bool
 	// Set by Start, read-only after it.
-	producer   *kafka.Producer
-	client     sarama.Client
-	consumer   sarama.Consumer
-	partitions []sarama.PartitionConsumer
-	listeners  map[net.Listener]struct{}
+	producer    kafka.IProducer
+	ownProducer bool          // built by Start from the config, closed by Shutdown
+	replies     *kafka.Reader // the reply topic, from its newest offset
+	listeners   map[net.Listener]struct{}
 
 	quit   chan struct{} // closed when Shutdown begins
 	done   chan struct{} // closed when Shutdown has finished
@@ -72,7 +69,12 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
-	if _, err := kafka.SaramaConfig(c.KafkaVersion, c.ClientID, c.Security); err != nil {
+	if c.Producer == nil {
+		if err := c.producerConfig().Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.replyReaderConfig(c.replyTopic()).Validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{
@@ -104,7 +106,8 @@ func (s *Server) ReplyTopic() string { return s.replyTopic }
 // authenticated device sessions.
 func (s *Server) Connections() (open, sessions int) { return s.reg.counts() }
 
-// Start connects the server to Kafka: it starts the producer, creates the
+// Start connects the server to Kafka: it starts the producer (or
+// initialises Config.Producer), creates the
 // reply topic (and the presence topic) if missing, and starts reading the
 // reply topic from its newest offset. It retries with exponential backoff
 // until it succeeds or ctx ends. Serve calls it; call it first to know
@@ -155,43 +158,30 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) startOnce(ctx context.Context) (err error) {
 	cfg := s.cfg
-	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
-		BrokerAddrs: cfg.BrokerAddrs, Topic: cfg.RequestTopic, KafkaVersion: cfg.KafkaVersion,
-		ClientID: cfg.ClientID, SecurityConfig: cfg.Security, Logger: cfg.Logger,
-	})
-	if err != nil {
-		return err
+	producer, own := cfg.Producer, false
+	if producer == nil {
+		p, err := kafka.NewProducer(ctx, cfg.producerConfig())
+		if err != nil {
+			return err
+		}
+		producer, own = p, true
 	}
-	var client sarama.Client
-	var consumer sarama.Consumer
-	var pcs []sarama.PartitionConsumer
+	var replies *kafka.Reader
 	defer func() {
 		if err == nil {
 			return
 		}
-		for _, pc := range pcs {
-			_ = pc.Close()
+		if replies != nil {
+			_ = replies.Close()
 		}
-		if consumer != nil {
-			_ = consumer.Close()
+		if own {
+			closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = producer.Close(closeCtx)
 		}
-		if client != nil {
-			_ = client.Close()
-		}
-		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = producer.Close(closeCtx)
 	}()
 	if err := producer.Initialise(ctx); err != nil {
 		return err
-	}
-	scfg, err := kafka.SaramaConfig(cfg.KafkaVersion, cfg.ClientID, cfg.Security)
-	if err != nil {
-		return err
-	}
-	client, err = sarama.NewClient(cfg.BrokerAddrs, scfg)
-	if err != nil {
-		return fmt.Errorf("connecting to %v: %w", cfg.BrokerAddrs, err)
 	}
 	// One partition is enough for a reply topic: it carries only this
 	// instance's share of the responses.
@@ -205,22 +195,11 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	consumer, err = sarama.NewConsumerFromClient(client)
+	// Newest: replies produced before this instance started are for
+	// sockets of an earlier run, which no longer exist.
+	replies, err = kafka.NewReader(ctx, cfg.replyReaderConfig(s.replyTopic))
 	if err != nil {
-		return fmt.Errorf("reply consumer: %w", err)
-	}
-	parts, err := client.Partitions(s.replyTopic)
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", s.replyTopic, err)
-	}
-	for _, p := range parts {
-		// Newest: replies produced before this instance started are for
-		// sockets of an earlier run, which no longer exist.
-		pc, err := consumer.ConsumePartition(s.replyTopic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("consuming %s/%d: %w", s.replyTopic, p, err)
-		}
-		pcs = append(pcs, pc)
+		return fmt.Errorf("reply topic: %w", err)
 	}
 
 	s.mu.Lock()
@@ -228,13 +207,11 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	s.producer, s.client, s.consumer, s.partitions = producer, client, consumer, pcs
+	s.producer, s.ownProducer, s.replies = producer, own, replies
 	s.started = true
 	s.mu.Unlock()
-	for _, pc := range pcs {
-		s.bgWG.Add(1)
-		go s.deliverLoop(pc)
-	}
+	s.bgWG.Add(1)
+	go s.deliverLoop(replies.Messages())
 	if s.loop != nil {
 		s.bgWG.Add(1)
 		go s.loopReplies()
@@ -338,8 +315,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // device goodbye (with GoodbyeDelay as after_ms), answers new requests with
 // unavailable, waits for the acks of requests already accepted, writes the
 // frames still queued and closes the connections, publishes their offline
-// presence, closes the reply consumer and flushes and closes the Kafka
-// producer. If ctx ends first, the remaining requests are abandoned
+// presence, closes the reply topic's reader and, when the server built its
+// producer, flushes and closes it (a Config.Producer is left open for its
+// owner, who closes it after Shutdown). If ctx ends first, the remaining requests are abandoned
 // (their devices get no ack and resend), connections are closed at once,
 // and Shutdown returns ctx's error once everything has stopped. No
 // goroutine of the server outlives Shutdown. Calling it again waits for
@@ -399,26 +377,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return result
 	}
 	s.presence.stop()
-	for _, pc := range s.partitions {
-		_ = pc.Close()
+	if err := s.replies.Close(); err != nil {
+		s.log.Warn("closing the reply topic's reader", "error", err)
 	}
-	if err := s.consumer.Close(); err != nil {
-		s.log.Warn("closing reply consumer", "error", err)
-	}
-	pctx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-	}
-	if err := s.producer.Close(pctx); err != nil {
-		result = errors.Join(result, err)
-		<-s.producer.Channels().Closed
+	if s.ownProducer {
+		pctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			pctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+		}
+		if err := s.producer.Close(pctx); err != nil {
+			result = errors.Join(result, err)
+			<-s.producer.Channels().Closed
+		}
 	}
 	s.bgWG.Wait()
-	if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-		s.log.Warn("closing Kafka client", "error", err)
-	}
 	s.log.Info("gateway stopped")
 	return result
 }
