@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"time"
 
@@ -78,20 +79,32 @@ type Config struct {
 
 	// InstanceID names this gateway instance; it must be unique among the
 	// running instances and is part of the reply topic's name, so only
-	// letters, digits, '.', '_' and '-'. Default: "gw-" and 12 random hex
-	// digits (a new reply topic per start).
+	// letters, digits, '.', '_' and '-'. It should stay the same across
+	// restarts, so that a restart reuses the instance's reply topic instead
+	// of leaving one behind. Default: the HOSTNAME environment variable (a
+	// Kubernetes pod's name, stable across restarts in a StatefulSet), else
+	// the host name, with every other byte replaced by '-' and cut to 128
+	// bytes (see DefaultInstanceID). Set it when several gateways share a
+	// host name. RetireInstance removes a retired instance's topic.
 	InstanceID string
-	// ReplyTopicPrefix + InstanceID is this instance's reply topic, created
-	// at start if missing. Default "tcphub.reply.".
+	// ReplyTopicPrefix + InstanceID is this instance's reply topic.
+	// Default "tcphub.reply.".
 	ReplyTopicPrefix string
+	// CreateTopics lets Start create the topics the gateway reads and
+	// writes besides the request topics when they are missing: the reply
+	// topic (1 partition) and, unless DisablePresence, the presence topic
+	// (1 partition, cleanup.policy=compact), with ReplicationFactor. False:
+	// they must exist, and Start fails with an error wrapping
+	// ErrTopicMissing naming them. Request topics are never created.
+	CreateTopics bool
 	// PresenceTopic is the compacted topic where the gateway publishes which
 	// instance holds each device. Default "tcphub.presence".
 	PresenceTopic string
 	// DisablePresence turns presence publishing off (Pusher then finds no
 	// device).
 	DisablePresence bool
-	// ReplicationFactor of the topics the gateway creates. Default: 3, or
-	// the number of brokers when there are fewer.
+	// ReplicationFactor of the topics the gateway creates (CreateTopics).
+	// Default: 3, or the number of brokers when there are fewer.
 	ReplicationFactor int16
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement of a
 	// request, counted from its arrival; past it the device gets
@@ -275,7 +288,7 @@ func (c Config) withDefaults() Config {
 		c.KafkaVersion = kafka.DefaultKafkaVersion
 	}
 	if c.InstanceID == "" {
-		c.InstanceID = "gw-" + randomHex(6)
+		c.InstanceID = DefaultInstanceID()
 	}
 	if c.ClientID == "" {
 		c.ClientID = "tcphub-" + c.InstanceID
@@ -309,6 +322,30 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// DefaultInstanceID is the InstanceID of a Config that names none: the
+// HOSTNAME environment variable, else the host name the kernel reports,
+// with every byte other than letters, digits, '.', '_' and '-' replaced by
+// '-' and cut to 128 bytes; "gw" when both are empty.
+func DefaultInstanceID() string {
+	name := os.Getenv("HOSTNAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > wire.MaxIDLen {
+		b = b[:wire.MaxIDLen]
+	}
+	if len(b) == 0 {
+		return "gw"
+	}
+	return string(b)
 }
 
 // producerConfig is the config of the producer the server builds when

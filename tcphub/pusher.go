@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/kafkahub/kafkahub/kafka"
@@ -22,6 +23,11 @@ type PusherConfig struct {
 	// PresenceTopic is the gateways' presence topic. Default
 	// "tcphub.presence".
 	PresenceTopic string
+	// CreateTopics lets NewPusher create the presence topic (1 partition,
+	// compacted) when it is missing. False: it must exist (a gateway with
+	// CreateTopics creates it), else NewPusher fails with an error wrapping
+	// ErrTopicMissing.
+	CreateTopics bool
 	// KafkaVersion, ClientID and Security configure the presence topic's
 	// reader. Defaults "3.6.0", "tcphub-pusher", plaintext.
 	KafkaVersion string
@@ -55,8 +61,8 @@ type Pusher struct {
 	closeOnce sync.Once
 }
 
-// NewPusher connects to Kafka, creates the presence topic if it is missing,
-// and reads it up to its current end before returning, so that Push knows
+// NewPusher connects to Kafka, creates the presence topic if it is missing
+// and CreateTopics is set, and reads it up to its current end before returning, so that Push knows
 // every device announced so far. ctx bounds all of this; on failure
 // nothing is left running.
 func NewPusher(ctx context.Context, cfg PusherConfig) (*Pusher, error) {
@@ -90,8 +96,18 @@ func NewPusher(ctx context.Context, cfg PusherConfig) (*Pusher, error) {
 		return nil, err
 	}
 	p := &Pusher{cfg: cfg, log: cfg.Logger.With("component", "tcphub.pusher"), devices: map[string]Presence{}, changed: make(chan struct{})}
-	if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, presenceTopicSpec(cfg.PresenceTopic, 0)); err != nil {
-		return nil, fmt.Errorf("tcphub: pusher: %w", err)
+	if cfg.CreateTopics {
+		if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, presenceTopicSpec(cfg.PresenceTopic, 0)); err != nil {
+			return nil, fmt.Errorf("tcphub: pusher: %w", err)
+		}
+	} else {
+		topics, err := kafka.ListTopics(ctx, cfg.BrokerAddrs, cfg.Security)
+		if err != nil {
+			return nil, fmt.Errorf("tcphub: pusher: %w", err)
+		}
+		if !slices.Contains(topics, cfg.PresenceTopic) {
+			return nil, fmt.Errorf("tcphub: pusher: %w: %s (create it, or set PusherConfig.CreateTopics)", ErrTopicMissing, cfg.PresenceTopic)
+		}
 	}
 	r, err := kafka.NewReader(ctx, rcfg)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,10 +109,12 @@ func (s *Server) ReplyTopic() string { return s.replyTopic }
 func (s *Server) Connections() (open, sessions int) { return s.reg.counts() }
 
 // Start connects the server to Kafka: it starts the producer (or
-// initialises Config.Producer), creates the
-// reply topic (and the presence topic) if missing, and starts reading the
-// reply topic from its newest offset. It retries with exponential backoff
-// until it succeeds or ctx ends. Serve calls it; call it first to know
+// initialises Config.Producer), creates the reply topic and the presence
+// topic if they are missing and Config.CreateTopics is set (else checks that
+// they exist, failing with ErrTopicMissing), and starts reading the reply
+// topic from its newest offset. It retries with exponential backoff until it
+// succeeds or ctx ends; an invalid config and a missing topic end it at
+// once. Serve calls it; call it first to know
 // that the gateway is ready before devices connect. Calling it again after
 // success does nothing.
 func (s *Server) Start(ctx context.Context) error {
@@ -141,7 +145,7 @@ func (s *Server) Start(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrServerClosed) {
+		if errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrServerClosed) || errors.Is(err, ErrTopicMissing) {
 			return err
 		}
 		s.log.Warn("cannot start: retrying", "error", err, "in", delay)
@@ -183,17 +187,8 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	if err := producer.Initialise(ctx); err != nil {
 		return err
 	}
-	// One partition is enough for a reply topic: it carries only this
-	// instance's share of the responses.
-	if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, kafka.TopicSpec{
-		Name: s.replyTopic, Partitions: 1, ReplicationFactor: cfg.ReplicationFactor,
-	}); err != nil {
+	if err := s.ensureTopics(ctx); err != nil {
 		return err
-	}
-	if !cfg.DisablePresence {
-		if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, presenceTopicSpec(cfg.PresenceTopic, cfg.ReplicationFactor)); err != nil {
-			return err
-		}
 	}
 	// Newest: replies produced before this instance started are for
 	// sockets of an earlier run, which no longer exist.
@@ -219,6 +214,40 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	s.bgWG.Add(1)
 	go s.presence.run()
 	s.log.Info("gateway started", "request_topic", cfg.RequestTopic, "reply_topic", s.replyTopic)
+	return nil
+}
+
+// ensureTopics creates the reply and presence topics when CreateTopics is
+// set, and otherwise checks that they exist.
+func (s *Server) ensureTopics(ctx context.Context) error {
+	cfg := s.cfg
+	// One partition is enough for a reply topic: it carries only this
+	// instance's share of the responses.
+	specs := []kafka.TopicSpec{{Name: s.replyTopic, Partitions: 1, ReplicationFactor: cfg.ReplicationFactor}}
+	if !cfg.DisablePresence {
+		specs = append(specs, presenceTopicSpec(cfg.PresenceTopic, cfg.ReplicationFactor))
+	}
+	if cfg.CreateTopics {
+		for _, spec := range specs {
+			if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, spec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	topics, err := kafka.ListTopics(ctx, cfg.BrokerAddrs, cfg.Security)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, spec := range specs {
+		if !slices.Contains(topics, spec.Name) {
+			missing = append(missing, spec.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s (create them, or set Config.CreateTopics)", ErrTopicMissing, strings.Join(missing, ", "))
+	}
 	return nil
 }
 

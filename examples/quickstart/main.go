@@ -70,6 +70,7 @@ func run(devices, trips int) (err error) {
 		BrokerAddrs:   cluster.Addrs(),
 		RequestTopic:  requests,
 		PresenceTopic: presence,
+		CreateTopics:  true, // the reply and presence topics
 		Authenticator: auth,
 		Logger:        log,
 	})

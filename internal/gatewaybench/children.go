@@ -104,6 +104,8 @@ func runGatewayChild(o options) int {
 		BrokerAddrs:    strings.Split(o.brokers, ","),
 		RequestTopic:   o.topic,
 		PresenceTopic:  o.topic + ".presence",
+		InstanceID:     "bench-gw",
+		CreateTopics:   true,
 		Authenticator:  auth,
 		Heartbeat:      o.heartbeat,
 		RateLimit:      -1,
