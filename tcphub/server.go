@@ -38,7 +38,10 @@ type Server struct {
 	instanceBytes []byte
 	replyToBytes  []byte
 	presence      *presencePublisher
-	loop          *gatewayloop.Loop // nil except in the gateway benchmark
+	// ratePerMin and rateBurst announce the rate limit in the welcome
+	// (zero: no limit).
+	ratePerMin, rateBurst int
+	loop                  *gatewayloop.Loop // nil except in the gateway benchmark
 
 	open     atomic.Int64 // accepted connections not yet torn down
 	draining atomic.Bool  // goodbye sent: new requests refused
@@ -94,6 +97,10 @@ func NewServer(cfg Config) (*Server, error) {
 	s.presence = newPresencePublisher(s)
 	s.loop = gatewayloop.For(c.InstanceID)
 	s.instanceBytes, s.replyToBytes = []byte(c.InstanceID), []byte(s.replyTopic)
+	if c.RateLimit >= 0 {
+		// Rounded down, so that a device keeping to it is never refused.
+		s.ratePerMin, s.rateBurst = int(min(max(c.RateLimit*60, 1), 1<<31-1)), c.RateBurst
+	}
 	return s, nil
 }
 
