@@ -91,6 +91,7 @@ func (c *conn) onHello(f *wire.Frame) error {
 	welcome := encode(wire.Frame{
 		Type: wire.TypeWelcome, Session: c.id,
 		HeartbeatMS: int(s.cfg.Heartbeat / time.Millisecond), MaxFrame: s.cfg.MaxFrameSize, MaxInFlight: s.cfg.MaxInFlight,
+		RatePerMin: s.ratePerMin, Burst: s.rateBurst,
 	})
 	c.qmu.Lock()
 	if c.qstate != qOpen {
@@ -102,23 +103,30 @@ func (c *conn) onHello(f *wire.Frame) error {
 		c.closeWith(c.goodbyeFrame())
 		return ErrServerClosed
 	}
+	// The welcome is queued now but written only once the connection is
+	// registered: a device that holds its welcome is its device id's
+	// connection, so a hello sent after it (a reconnect) always replaces
+	// it. Writing it earlier let a second connection's hello register
+	// first and then be replaced by the older one.
 	c.queue = append(c.queue, welcome)
 	c.sessionUp = true
-	// No longer a handshake, before the device can read the welcome and
-	// open its next connection (finish releases by c.authed).
+	c.qmu.Unlock()
+
+	// No longer a handshake, before the welcome can be written and the
+	// device open its next connection (finish releases by c.authed).
 	c.authed = true
 	s.admission.welcomed(ip)
-	start := c.kickLocked()
-	c.qmu.Unlock()
-	c.startWriter(start)
-	s.m.frameOut(wire.TypeWelcome)
-
 	c.tokens = float64(s.cfg.RateBurst)
 	c.tokensAt = time.Now()
 	if old := s.reg.register(c); old != nil {
 		old.closeWith(errorFrame("", wire.CodeDuplicate, "replaced by a newer connection of the same device", 0))
 		old.setReason(ErrReplaced)
 	}
+	c.qmu.Lock()
+	start := c.kickLocked()
+	c.qmu.Unlock()
+	c.startWriter(start)
+	s.m.frameOut(wire.TypeWelcome)
 	s.m.sessions.Inc()
 	s.presence.publish(c, true)
 	if s.cfg.OnAuthenticated != nil {
@@ -167,6 +175,7 @@ func (c *conn) onRequest(f *wire.Frame) {
 	// The frame's reserved bytes now stand for the record until the
 	// producer is done with it (see delivered).
 	r.cost, c.frameCost = c.frameCost, 0
+	c.traceRequest(r, f)
 	c.rmu.Lock()
 	c.pending = append(c.pending, r)
 	c.armTimerLocked()

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
@@ -29,7 +31,8 @@ type request struct {
 	headers [8]kafka.Header
 	trace   [16]byte
 	idBytes []byte
-	cost    int64 // bytes held against the budgets until delivered
+	cost    int64      // bytes held against the budgets until delivered
+	span    trace.Span // the server span, when tracing
 }
 
 // Header values that are the same for every request of a connection, or of
@@ -117,6 +120,7 @@ func (r *request) delivered(d kafka.Delivery) {
 	// may still hold them).
 	s.inBudget.release(r.cost, &c.inBytes)
 	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
+	r.endRequestSpan(d.Err)
 	c.rmu.Lock()
 	if r.state != reqPending { // already answered: its deadline passed
 		c.rmu.Unlock()
