@@ -2,6 +2,7 @@ package tcphub_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -240,7 +241,10 @@ func TestServerSecretsNeverEchoed(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var logs testkit.LogBuffer
-			cfg := tcphub.Config{BrokerAddrs: ec.BrokerAddrs, RequestTopic: "r", Authenticator: auth, Security: sec, Logger: bufferLogger(&logs)}
+			cfg := tcphub.Config{
+				BrokerAddrs: ec.BrokerAddrs, RequestTopic: "r", Authenticator: auth, Security: sec, Logger: bufferLogger(&logs),
+				TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}, // its private key must not print either
+			}
 			_, err := tcphub.NewServer(cfg)
 			require.ErrorIs(t, err, tcphub.ErrInvalidConfig)
 			assert.NotContains(t, err.Error(), marker)
@@ -248,6 +252,7 @@ func TestServerSecretsNeverEchoed(t *testing.T) {
 			printed := fmt.Sprintf("%v %+v %#v %v %+v", cfg, cfg, cfg, &cfg, *cfg.Security)
 			assert.NotContains(t, printed, marker)
 			assert.NotContains(t, printed, string(hmacSecret))
+			assert.NotContains(t, printed, cert.PrivateKey.(*ecdsa.PrivateKey).D.String(), "the gateway's TLS key")
 		})
 	}
 
