@@ -325,3 +325,16 @@ func TestLockoutPerDeviceBehindNAT(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyedTokenVector pins the version 2 token format PROTOCOL.md gives
+// (section "Tokens"), computed independently with Python's hmac module:
+//
+//	secret    0123456789abcdef0123456789abcdef (ASCII), key id k1
+//	device    sensor-0042
+//	expiry    1893456000 (2030-01-01T00:00:00Z)
+//	token     v2.k1.1893456000.lW8v5rCCLBCRu4KXSqsKyQCiOa152m3eBDc8bDK3FMg
+func TestKeyedTokenVector(t *testing.T) {
+	tok, err := tcphub.NewKeyedToken("k1", []byte("0123456789abcdef0123456789abcdef"), "sensor-0042", time.Unix(1893456000, 0))
+	require.NoError(t, err)
+	assert.Equal(t, "v2.k1.1893456000.lW8v5rCCLBCRu4KXSqsKyQCiOa152m3eBDc8bDK3FMg", tok)
+}
