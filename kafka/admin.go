@@ -60,7 +60,7 @@ func CreateTopic(ctx context.Context, brokerAddrs []string, sec *SecurityConfig,
 	}
 	client, err := sarama.NewClient(brokerAddrs, cfg)
 	if err != nil {
-		return fmt.Errorf("kafka: connecting to %v: %w", brokerAddrs, err)
+		return fmt.Errorf("kafka: connecting to %v: %w", brokerAddrs, explainAuth(sec, err))
 	}
 	defer client.Close()
 	admin, err := sarama.NewClusterAdminFromClient(client)

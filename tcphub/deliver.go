@@ -2,14 +2,11 @@ package tcphub
 
 import (
 	"context"
-	"mime"
 	"strconv"
-	"strings"
 
 	"github.com/IBM/sarama"
 
 	"github.com/kafkahub/kafkahub/kafka"
-	"github.com/kafkahub/kafkahub/tcphub/internal/jsonvalid"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -48,53 +45,6 @@ func applyOptions(opts []SendOption) sendOptions {
 		f(&o)
 	}
 	return o
-}
-
-// defaultContentType is the content type a payload gets when none is given.
-func defaultContentType(payload []byte) string {
-	if len(payload) > 0 && jsonvalid.Valid(payload) {
-		return ContentTypeJSON
-	}
-	return ContentTypeBinary
-}
-
-// isJSONType reports whether a media type is JSON (application/json or a
-// +json suffix).
-func isJSONType(ct string) bool {
-	if ct == ContentTypeJSON {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt = strings.ToLower(strings.TrimSpace(ct))
-	}
-	return mt == ContentTypeJSON || strings.HasSuffix(mt, "+json")
-}
-
-// setPayload puts payload into f: in p when its type is JSON and it is
-// valid JSON, else base64 in pb. The content type is left out when it is
-// the protocol's default for the field used.
-func setPayload(f *wire.Frame, ct string, payload []byte) {
-	if ct == "" {
-		ct = defaultContentType(payload)
-	}
-	if len(payload) == 0 {
-		if ct != ContentTypeJSON && ct != ContentTypeBinary {
-			f.ContentType = ct
-		}
-		return
-	}
-	if isJSONType(ct) && jsonvalid.Valid(payload) {
-		f.Payload = payload
-		if ct != ContentTypeJSON {
-			f.ContentType = ct
-		}
-		return
-	}
-	f.Payload, f.Binary = payload, true
-	if ct != ContentTypeBinary {
-		f.ContentType = ct
-	}
 }
 
 // deliverLoop routes the records of one reply-topic partition to sockets.
@@ -152,7 +102,7 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 		f.Type = wire.TypePush
 		f.ID = header(msg, HeaderMessage)
 		if f.ID == "" {
-			f.ID = "m-" + randomHex(8)
+			f.ID = wire.RandomID("m-")
 		}
 	} else {
 		f.ID = header(msg, HeaderRequest)
@@ -165,7 +115,9 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 			f.Status = n
 		}
 	}
-	setPayload(&f, header(msg, HeaderContentType), msg.Value)
+	f.SetPayload(header(msg, HeaderContentType), msg.Value)
+	span := s.traceDelivery(msg, &f)
+	defer span.End()
 	if err := f.Validate(); err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
 		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
@@ -224,9 +176,9 @@ func (s *Server) push(ctx context.Context, c *conn, payload []byte, opts []SendO
 	o := applyOptions(opts)
 	f := wire.Frame{Type: wire.TypePush, ID: o.messageID}
 	if f.ID == "" {
-		f.ID = "m-" + randomHex(8)
+		f.ID = wire.RandomID("m-")
 	}
-	setPayload(&f, o.contentType, payload)
+	f.SetPayload(o.contentType, payload)
 	if err := f.Validate(); err != nil {
 		return err
 	}

@@ -38,9 +38,6 @@ var (
 	// ErrUnauthenticated is wrapped by the errors authenticators return for
 	// refused credentials.
 	ErrUnauthenticated = errors.New("tcphub: unauthenticated")
-
-	// ErrClientClosed is returned by Client methods after Close.
-	ErrClientClosed = errors.New("tcphub: client closed")
 )
 
 // randomHex returns 2n random hex digits.

@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
 // PusherConfig configures a Pusher. BrokerAddrs and Producer are required.
@@ -249,11 +250,11 @@ func (p *Pusher) Push(ctx context.Context, deviceID string, payload []byte, opts
 	o := applyOptions(opts)
 	id := o.messageID
 	if id == "" {
-		id = "m-" + randomHex(8)
+		id = wire.RandomID("m-")
 	}
 	ct := o.contentType
 	if ct == "" {
-		ct = defaultContentType(payload)
+		ct = wire.DefaultContentType(payload)
 	}
 	headers := append([]kafka.Header{
 		{Key: HeaderKind, Value: []byte(KindPush)},

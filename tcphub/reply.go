@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
 // RequestInfo is what the gateway wrote in the headers of a request
@@ -69,7 +72,7 @@ func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, sta
 	o := applyOptions(opts)
 	ct := o.contentType
 	if ct == "" {
-		ct = defaultContentType(payload)
+		ct = wire.DefaultContentType(payload)
 	}
 	headers := make([]kafka.Header, 0, 7+len(o.headers))
 	headers = append(headers,
@@ -86,5 +89,12 @@ func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, sta
 		headers = append(headers, kafka.Header{Key: HeaderTraceID, Value: []byte(ri.TraceID)})
 	}
 	headers = append(headers, o.headers...)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// Continue the request's trace (its process span, inside a
+		// handler) even when ctx is not the handler's.
+		if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
 	return producer.Send(ctx, &kafka.ProducerMessage{Topic: ri.ReplyTo, Key: []byte(ri.DeviceID), Value: payload, Headers: headers})
 }

@@ -47,6 +47,8 @@ type Server struct {
 	baseCtx    context.Context // ends when a shutdown runs out of time
 	cancelBase context.CancelFunc
 
+	tracing kafka.Tracing
+
 	startMu sync.Mutex // serialises Start
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -77,6 +79,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        c,
+		tracing:    c.Telemetry.Tracing(TracerName),
 		log:        c.Logger.With("component", "tcphub", "instance", c.InstanceID),
 		m:          newMetrics(c.InstanceID),
 		reg:        newRegistry(),
@@ -158,6 +161,7 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
 		BrokerAddrs: cfg.BrokerAddrs, Topic: cfg.RequestTopic, KafkaVersion: cfg.KafkaVersion,
 		ClientID: cfg.ClientID, SecurityConfig: cfg.Security, Logger: cfg.Logger,
+		Telemetry: cfg.Telemetry,
 	})
 	if err != nil {
 		return err
@@ -379,7 +383,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, c := range s.reg.snapshot() {
 		c.setReason(ErrServerClosed)
-		c.flushClose()
+		c.closeWith(nil)
 	}
 	if err := waitGroup(ctx, &s.connWG); err != nil {
 		result = err

@@ -12,8 +12,8 @@
 // runs with nothing installed; examples/device talks to it.
 //
 // Devices authenticate with HMAC tokens (TCPHUB_HMAC_SECRET or
-// -hmac-secret-file; mint them with tcphub.NewToken or examples/device
-// -secret), or with client certificates when -tls-client-ca is set and no
+// -hmac-secret-file; mint them with tcphub.NewToken or examples/token),
+// or with client certificates when -tls-client-ca is set and no
 // secret is.
 package main
 
