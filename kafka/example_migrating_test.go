@@ -48,6 +48,7 @@ func dpKafkaConsumerConfig(brokers []string, topic, group string, numWorkers, ba
 		NumWorkers:         numWorkers,
 		BatchSize:          batchSize,
 		InitialOffset:      kafka.OffsetNewest,         // Sarama's default; kafkahub starts a new group at the oldest
+		HeartbeatInterval:  3 * time.Second,            // Sarama's default; kafkahub's is 1 s
 		HandlerRetries:     -1,                         // no retry: a failed message is skipped (and reported on Errors) at once
 		TraceHeader:        "traceid",                  // as the producer's
 		MinBrokersHealthy:  2,                          // as the producer's
@@ -81,6 +82,7 @@ func ExampleConsumerGroupConfig_dpKafkaBehaviour() {
 	def := kafka.ConsumerGroupConfig{}.WithDefaults()
 	fmt.Println("InitialOffset oldest:", def.InitialOffset == kafka.OffsetOldest, "->", dp.InitialOffset == kafka.OffsetOldest)
 	fmt.Println("HandlerRetries:", def.HandlerRetries, "->", dp.HandlerRetries)
+	fmt.Println("HeartbeatInterval:", def.HeartbeatInterval, "->", dp.HeartbeatInterval)
 	fmt.Println("UpstreamBufferSize:", def.UpstreamBufferSize, "->", dp.UpstreamBufferSize)
 	if err := dp.Validate(); err != nil {
 		log.Fatal(err)
@@ -88,6 +90,7 @@ func ExampleConsumerGroupConfig_dpKafkaBehaviour() {
 	// Output:
 	// InitialOffset oldest: true -> false
 	// HandlerRetries: 3 -> -1
+	// HeartbeatInterval: 1s -> 3s
 	// UpstreamBufferSize: 0 -> 4
 }
 
@@ -144,8 +147,9 @@ func ExampleSendValue() {
 }
 
 // ExampleProducer_Channels_noWait keeps dp-kafka's Send timing: a record
-// on Output is queued, not awaited, and a failure goes to Errors. The
-// record carries no context, so set the trace header yourself.
+// on Output is queued, not awaited, and a failure goes to Errors. Its
+// Context's OpenTelemetry trace context goes into the headers; the request
+// id header (TraceHeader) only Send adds by itself.
 func ExampleProducer_Channels_noWait() {
 	ctx := context.Background()
 	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: []string{"broker1:9092"}, Topic: "orders"})
@@ -156,6 +160,7 @@ func ExampleProducer_Channels_noWait() {
 	select {
 	case producer.Channels().Output <- &kafka.ProducerMessage{
 		Value:   []byte("payload"),
+		Context: ctx,
 		Headers: []kafka.Header{{Key: "traceid", Value: []byte(kafka.TraceID(ctx))}},
 	}:
 	case <-producer.Channels().Closer:

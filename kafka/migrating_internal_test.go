@@ -21,10 +21,12 @@ func TestMigratingSaramaDefaultsVersusKafkahub(t *testing.T) {
 	assert.Equal(t, sarama.WaitForLocal, dp.Producer.RequiredAcks)
 	assert.False(t, dp.Producer.Idempotent)
 	assert.True(t, dp.Metadata.AllowAutoTopicCreation)
+	assert.Equal(t, 3*time.Second, dp.Consumer.Group.Heartbeat.Interval)
 
 	c, err := ConsumerGroupConfig{BrokerAddrs: []string{"b:9092"}, Topics: []string{"t"}, GroupName: "g"}.withDefaults().saramaConfig()
 	require.NoError(t, err)
 	assert.Equal(t, sarama.OffsetOldest, c.Consumer.Offsets.Initial)
+	assert.Equal(t, time.Second, c.Consumer.Group.Heartbeat.Interval)
 	assert.False(t, c.Metadata.AllowAutoTopicCreation)
 	p, err := ProducerConfig{BrokerAddrs: []string{"b:9092"}, Topic: "t"}.withDefaults().saramaConfig()
 	require.NoError(t, err)
