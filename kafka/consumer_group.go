@@ -25,12 +25,13 @@ var ErrHandlerRegistered = errors.New("kafka: a handler is already registered")
 // (RegisterBatchHandler), or, when neither is registered, the Upstream
 // channel. Start and Stop switch consumption on and off; both return at
 // once and never wait on the network. One goroutine, owned by the consumer,
-// carries out what they ask, in order; State, StateWait and StateChan
-// observe it without taking any lock a caller could hold.
+// carries out what they ask, in order; State, StateWait, StateEntered and
+// InState observe it without taking any lock a caller could hold.
 type ConsumerGroup struct {
 	cfg  ConsumerGroupConfig
 	scfg *sarama.Config
 	log  *slog.Logger
+	obs  consumerObs
 
 	states *statemachine.Machine[State]
 
@@ -60,6 +61,8 @@ type ConsumerGroup struct {
 	closer      chan struct{}
 	closed      chan struct{}
 	closeOnce   sync.Once
+	nudge       chan struct{}         // Initialise cuts the backoff wait short
+	lastInit    atomic.Pointer[error] // the last initialisation attempt's error
 }
 
 type groupEngineRef struct{ groupEngine }
@@ -110,6 +113,10 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		initialised: make(chan struct{}),
 		closer:      make(chan struct{}),
 		closed:      make(chan struct{}),
+		nudge:       make(chan struct{}, 1),
+	}
+	if g.obs, err = newConsumerObs(g); err != nil {
+		return nil, err
 	}
 	g.errs = newErrorSink(c.ErrorsBufferSize, g.log)
 	for i := range c.NumWorkers {
@@ -119,9 +126,10 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		// Constructing a producer does no I/O beyond a first attempt,
 		// which a zero-time context skips; it connects in the background.
 		g.dlt, err = NewProducer(expired(), &ProducerConfig{
-			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, KafkaVersion: c.KafkaVersion,
+			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, Engine: c.Engine, KafkaVersion: c.KafkaVersion,
 			ClientID: c.ClientID, MinRetryPeriod: c.MinRetryPeriod, MaxRetryPeriod: c.MaxRetryPeriod,
 			DialTimeout: c.DialTimeout, SecurityConfig: c.SecurityConfig, Logger: c.Logger,
+			Telemetry: c.Telemetry,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("kafka: dead-letter producer: %w", err)
@@ -145,7 +153,7 @@ func expired() context.Context {
 // RegisterHandler sets the handler that processes each message. Register
 // before Start; a handler registered while consuming takes effect from the
 // next rebalance. It returns ErrHandlerRegistered if a handler or batch
-// handler is already registered.
+// handler is already registered, and ErrClosed once Close has begun.
 func (g *ConsumerGroup) RegisterHandler(ctx context.Context, h Handler) error {
 	if h == nil {
 		return errors.New("kafka: RegisterHandler: nil handler")
@@ -166,6 +174,9 @@ func (g *ConsumerGroup) RegisterBatchHandler(ctx context.Context, h BatchHandler
 func (g *ConsumerGroup) register(ctx context.Context, store func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if isClosed(g.closer) {
+		return ErrClosed
 	}
 	g.registerMu.Lock()
 	defer g.registerMu.Unlock()
@@ -190,22 +201,30 @@ func (g *ConsumerGroup) Stop() { g.intents.Set(false) }
 // StopAndWait stops consumption and waits until it has stopped: in-flight
 // handlers have returned and their offsets are committed. It returns ctx's
 // error if ctx ends first, and nil at once if the consumer is initialising
-// (nothing is in flight) or closed.
+// (nothing is in flight). On a Closing consumer it waits for Close to
+// finish (handlers returned, offsets committed) and, like on a Closed one,
+// returns ErrClosed: nil never stands for a consumer that cannot be
+// started again.
 func (g *ConsumerGroup) StopAndWait(ctx context.Context) error {
-	return g.states.WaitSettled(ctx, g.intents.Set(false), Stopped, Initialising, Closed)
+	return stoppedOrClosed(g.states.WaitSettled(ctx, g.intents.Set(false), Stopped, Initialising, Closed))
 }
 
 // State returns the current state. It never blocks on the consumer's work.
 func (g *ConsumerGroup) State() State { return g.states.Get() }
 
-// StateWait returns nil once the consumer is in state s, or ctx's error.
+// StateWait returns nil once the consumer is in state s, ErrClosed once it
+// is Closing or Closed (s can no longer be reached, unless s is that very
+// state), or ctx's error.
 func (g *ConsumerGroup) StateWait(ctx context.Context, s State) error {
-	return g.states.WaitFor(ctx, s)
+	return g.states.WaitForOr(ctx, s, ErrClosed, Closing, Closed)
 }
 
-// StateChan returns a channel that is closed the next time the consumer
-// enters state s (not if it is in s already: check State first). Use it in
-// a select.
+// StateChan is StateEntered: a channel closed the next time the consumer
+// enters s, not while it is in s.
+//
+// Deprecated: the name hides which of two meanings it has. Use
+// StateEntered for this one, or InState for dp-kafka's (closed while the
+// consumer is in s).
 func (g *ConsumerGroup) StateChan(s State) <-chan struct{} { return g.states.Entered(s) }
 
 // Channels returns the consumer's channels.
@@ -300,8 +319,12 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 		}
 	}()
 
-	err := retryInit(ctx, g.cfg.MinRetryPeriod, g.cfg.MaxRetryPeriod, nil, g.log,
-		func() { close(firstAttempt) }, g.connect)
+	err := retryInit(ctx, g.cfg.MinRetryPeriod, g.cfg.MaxRetryPeriod, g.nudge, g.log,
+		func() { close(firstAttempt) }, func() error {
+			err := g.connectObserved()
+			g.lastInit.Store(&err)
+			return err
+		})
 	if err != nil {
 		return // closed while initialising
 	}
@@ -330,7 +353,7 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 func (g *ConsumerGroup) connect() error {
 	eng, err := newGroupEngine(g)
 	if err != nil {
-		return err
+		return explainAuth(g.cfg.SecurityConfig, err)
 	}
 	g.eng.Store(&groupEngineRef{eng})
 	return nil
@@ -340,6 +363,7 @@ func (g *ConsumerGroup) connect() error {
 // reports whether the consumer is closing.
 func (g *ConsumerGroup) consume() (closing bool) {
 	g.states.Set(Starting)
+	g.obs.joining()
 	eng := g.eng.Load().groupEngine
 	periodCtx, cancelPeriod := context.WithCancel(context.Background())
 	periodDone := make(chan struct{})
@@ -377,6 +401,7 @@ func (g *ConsumerGroup) consume() (closing bool) {
 func (g *ConsumerGroup) assigned(ctx context.Context, tps []TopicPartition, generation int32) {
 	g.states.Transition(Starting, Consuming)
 	g.log.Info("partitions assigned", "partitions", tps, "generation", generation)
+	g.obs.assigned(tps, generation)
 	g.assign.assigned(ctx, tps)
 }
 
@@ -384,12 +409,16 @@ func (g *ConsumerGroup) assigned(ctx context.Context, tps []TopicPartition, gene
 // returned and their marks committed.
 func (g *ConsumerGroup) revoked(ctx context.Context, tps []TopicPartition) {
 	g.log.Info("partitions revoked", "partitions", tps)
+	g.obs.revoked(tps)
 	g.assign.revoked(ctx, tps)
 }
 
 // rebalancing is the engines' report that the member is rejoining the group
 // (a rebalance, or a retry after an error).
-func (g *ConsumerGroup) rebalancing() { g.states.Transition(Consuming, Starting) }
+func (g *ConsumerGroup) rebalancing() {
+	g.states.Transition(Consuming, Starting)
+	g.obs.joining()
+}
 
 // joinBackoff paces an engine's attempts to rejoin after errors.
 func (g *ConsumerGroup) joinBackoff() *backoff.ExponentialBackOff {
@@ -430,6 +459,7 @@ func (g *ConsumerGroup) finish() {
 	close(g.upstream)
 	close(g.errs.ch)
 	g.states.Set(Closed)
+	g.obs.close()
 	close(g.closed)
 	g.log.Info("consumer group closed")
 }

@@ -11,7 +11,8 @@ import (
 
 // Handler processes one message. It runs on one of NumWorkers workers,
 // identified by workerID (0 to NumWorkers-1). Returning nil commits the
-// message; an error is retried as HandlerRetries says. ctx is the message's
+// message; an error is retried as HandlerRetries says, unless it is marked
+// with Permanent (no retry) or NoCommit (no commit). ctx is the message's
 // context: cancelled on revocation, Stop and Close.
 type Handler func(ctx context.Context, workerID int, msg Message) error
 
@@ -85,7 +86,7 @@ func runClaim[R any](g *ConsumerGroup, c claim[R]) {
 				}
 				continue
 			}
-			m := newGroupMessage(ctx, c, c.convert(r), g.commits, g.cfg.TraceHeader)
+			m := g.newMessage(ctx, c, c.convert(r))
 			m.released = make(chan struct{})
 			select {
 			case g.upstream <- m:
@@ -119,11 +120,15 @@ func handleBurst[R any](g *ConsumerGroup, c claim[R], r R, h Handler) bool {
 	defer g.releaseWorker(id)
 	msgs := c.records()
 	for i := 0; ; i++ {
-		m := newGroupMessage(ctx, c, c.convert(r), g.commits, g.cfg.TraceHeader)
-		if !g.runWithPolicy(ctx, []*groupMessage{m}, func() error { return h(m.ctx, id, m) }) {
+		m := g.newMessage(ctx, c, c.convert(r))
+		commit, ok := g.runWithPolicy(ctx, []*groupMessage{m}, func(hctx context.Context) error { return h(hctx, id, m) })
+		if !ok {
 			return false
 		}
-		m.mark()
+		if commit {
+			m.mark()
+			observeMark(g, c, m.rec.offset, 1)
+		}
 		// A pause ends the burst, so a paused partition never holds a
 		// worker while it waits.
 		if i+1 >= burstMax || ctx.Err() != nil || g.assign.npaused.Load() > 0 {
@@ -146,7 +151,7 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 	size, wait := g.cfg.BatchSize, g.cfg.BatchWaitTime
 	batch := make([]*groupMessage, 0, size)
 	add := func(r R) {
-		batch = append(batch, newGroupMessage(ctx, c, c.convert(r), g.commits, g.cfg.TraceHeader))
+		batch = append(batch, g.newMessage(ctx, c, c.convert(r)))
 	}
 	timer := time.NewTimer(wait)
 	timer.Stop()
@@ -166,13 +171,14 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 		for i, m := range batch {
 			out[i] = m
 		}
-		done := g.runWithPolicy(ctx, batch, func() error { return bh(batch[0].ctx, out) })
-		if done {
+		commit, done := g.runWithPolicy(ctx, batch, func(hctx context.Context) error { return bh(hctx, out) })
+		if commit {
 			// Offsets are positions: marking the last marks the batch.
 			for _, m := range batch[:len(batch)-1] {
 				m.committed.Store(true)
 			}
 			batch[len(batch)-1].mark()
+			observeMark(g, c, batch[len(batch)-1].rec.offset, len(batch))
 		}
 		batch = make([]*groupMessage, 0, size)
 		return done
@@ -216,33 +222,48 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 }
 
 // runWithPolicy calls the handler until it succeeds or the retries are
-// spent, then skips or dead-letters. It returns true when the messages may
-// be committed and false when ctx ended first (they must not be).
-func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func() error) bool {
+// spent (at once for a Permanent error), then skips or dead-letters. It
+// reports whether the messages may be committed (not after NoCommit), and
+// ok false when ctx ended first (they must not be, and the claim stops).
+// call gets the handler's context: the first message's, with the hooks'
+// spans.
+func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func(context.Context) error) (commit, ok bool) {
 	first := &msgs[0].rec
-	r := g.policy().Run(ctx, call, func(attempt int, wait time.Duration, err error) {
+	run := g.obs.startHandling(msgs[0].ctx, msgs)
+	r := g.policy().Run(ctx, func() error { return run.call(call) }, func(attempt int, wait time.Duration, err error) {
+		run.retry(attempt, wait, err)
 		g.log.Warn("handler failed; retrying", "topic", first.topic, "partition", first.partition,
 			"offset", first.offset, "attempt", attempt, "retry_in", wait, "error", err)
 	})
 	if r.Interrupted {
 		g.log.Info("handler interrupted; messages left uncommitted for the next owner",
 			"topic", first.topic, "partition", first.partition, "offset", first.offset, "error", r.Err)
-		return false
+		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, Interrupted: true})
+		return false, false
+	}
+	if r.NoCommit {
+		g.log.Info("handler asked not to commit; messages left unmarked",
+			"topic", first.topic, "partition", first.partition, "offset", first.offset, "count", len(msgs), "error", r.Err)
+		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err})
+		return false, true
 	}
 	if r.Err == nil {
-		return true
+		run.done(HandleOutcome{Attempts: r.Attempts})
+		return true, true
 	}
 	herr := &HandlerError{Topic: first.topic, Partition: first.partition, Offset: first.offset,
 		Count: len(msgs), Attempts: r.Attempts, Err: r.Err}
 	if g.dlt != nil {
 		if !g.deadLetter(ctx, msgs, herr) {
-			return false
+			run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, Interrupted: true})
+			return false, false
 		}
 		herr.DeadLettered = true
 	}
+	run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, DeadLettered: herr.DeadLettered})
 	g.log.Error("handler failed; giving up on the messages", "error", herr)
 	g.pushError(herr)
-	return true
+	return true, true
 }
 
 func (g *ConsumerGroup) policy() handling.Policy {

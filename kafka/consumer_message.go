@@ -27,7 +27,9 @@ type Message interface {
 	Header(key string) ([]byte, bool)
 	Timestamp() time.Time
 	// Context is cancelled when the message's partition is revoked, and on
-	// Stop and Close; it carries the trace id of the trace header.
+	// Stop and Close; it carries the trace id of the trace header and the
+	// OpenTelemetry trace context of the record's headers (inside a
+	// handler, the process span; see docs/OBSERVABILITY.md).
 	Context() context.Context
 	// Commit marks the message as processed. Its offset is committed with
 	// the next batch of commits, which Commit brings forward; offsets are

@@ -21,6 +21,7 @@ type Producer struct {
 	cfg  ProducerConfig
 	scfg *sarama.Config // the Sarama engine's settings; health checks use them on every engine
 	log  *slog.Logger
+	obs  producerObs
 
 	output      chan *ProducerMessage
 	in          chan *envelope
@@ -93,6 +94,9 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 		initDone:    make(chan struct{}),
 		intakeEnd:   make(chan struct{}),
 	}
+	if p.obs, err = newProducerObs(c); err != nil {
+		return nil, err
+	}
 	p.errs = newErrorSink(c.ErrorsBufferSize, p.log)
 	empty := []Header{}
 	p.defaultHeaders.Store(&empty)
@@ -103,7 +107,7 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 	go func() {
 		defer close(p.initDone)
 		_ = retryInit(initCtx, c.MinRetryPeriod, c.MaxRetryPeriod, p.nudge, p.log,
-			func() { close(firstAttempt) }, p.connect)
+			func() { close(firstAttempt) }, p.connectObserved)
 	}()
 	select {
 	case <-firstAttempt:
@@ -116,6 +120,7 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 func (p *Producer) connect() error {
 	eng, err := newProducerEngine(p)
 	if err != nil {
+		err = explainAuth(p.cfg.SecurityConfig, err)
 		p.setInitErr(err)
 		return err
 	}
@@ -183,6 +188,7 @@ func (p *Producer) dispatch(eng producerEngine, env envelope) {
 	}
 	env.topic = orDefault(m.Topic, p.cfg.Topic)
 	env.headers = p.headers(m, env.trace)
+	p.obs.send(&env)
 	// Checked here rather than left to the engine, which may report it as
 	// a configuration error that callers cannot tell apart from others.
 	if size := recordByteSize(m.Key, m.Value, env.headers); size > p.cfg.MaxMessageBytes {
@@ -255,6 +261,7 @@ func (p *Producer) fail(env *envelope, err error) {
 }
 
 func (p *Producer) report(env *envelope, d Delivery) {
+	p.obs.delivered(env, d)
 	if env.deliver != nil {
 		env.deliver(d)
 	}
@@ -291,7 +298,7 @@ func (p *Producer) Send(ctx context.Context, msg *ProducerMessage) error {
 		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
 	}
 	done := make(chan Delivery, 1)
-	env := &envelope{msg: msg, deliver: func(d Delivery) { done <- d }, trace: p.traceID(ctx)}
+	env := &envelope{msg: msg, deliver: func(d Delivery) { done <- d }, trace: p.traceID(ctx), ctx: ctx}
 	select {
 	case p.in <- env:
 	case <-p.closer:
@@ -341,27 +348,15 @@ func (p *Producer) IsInitialised() bool {
 
 // Initialise waits until the producer has connected, cutting short the
 // current backoff wait so that an attempt is made now. It returns nil once
-// initialised, ErrClosed if the producer is closed, or an error wrapping
+// initialised, ErrClosed once Close has begun (every time, even if the
+// producer had connected), or an error wrapping ErrNotInitialised,
 // ctx.Err() and the last connection error.
 func (p *Producer) Initialise(ctx context.Context) error {
-	select {
-	case p.nudge <- struct{}{}:
-	default:
-	}
-	select {
-	case <-p.initialised:
-		return nil
-	case <-p.closer:
-		return ErrClosed
-	case <-ctx.Done():
+	return waitInitialised(ctx, p.nudge, p.initialised, p.closer, func() error {
 		p.mu.Lock()
-		last := p.lastInit
-		p.mu.Unlock()
-		if last != nil {
-			return fmt.Errorf("%w: %w (last attempt: %w)", ErrNotInitialised, ctx.Err(), last)
-		}
-		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
-	}
+		defer p.mu.Unlock()
+		return p.lastInit
+	})
 }
 
 // SetDefaultHeader sets a header added to every record that does not carry

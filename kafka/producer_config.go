@@ -114,6 +114,12 @@ type ProducerConfig struct {
 	// your own request id. It must not panic.
 	TraceIDFunc func(context.Context) string
 
+	// Telemetry sets tracing and metrics; Hooks adds instrumentation of
+	// your own (docs/OBSERVABILITY.md). Default: traces through the
+	// OpenTelemetry globals, no metrics, no hooks.
+	Telemetry Telemetry
+	Hooks     []ProducerHooks
+
 	// SecurityConfig sets TLS and SASL. Nil: plaintext.
 	SecurityConfig *SecurityConfig
 	// Logger receives the producer's logs. Default slog.Default().
@@ -126,6 +132,7 @@ func (c ProducerConfig) WithDefaults() ProducerConfig { return c.withDefaults() 
 
 func (c ProducerConfig) withDefaults() ProducerConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
+	c.Hooks = append([]ProducerHooks(nil), c.Hooks...)
 	c.Engine = orDefault(c.Engine, defaultEngine())
 	c.KafkaVersion = orDefault(c.KafkaVersion, DefaultKafkaVersion)
 	c.ClientID = orDefault(c.ClientID, DefaultClientID)

@@ -134,6 +134,7 @@ func TestProducerSASL(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "") // KAFKA_ADDR, its former name, is read alone
 	t.Setenv("KAFKA_ADDR", "b1:9094, b2:9094")
 	t.Setenv("KAFKA_VERSION", "3.5.0")
 	t.Setenv("KAFKA_SEC_PROTO", "TLS")

@@ -178,6 +178,13 @@ type Config struct {
 	OnAuthenticated func(ConnInfo)
 	OnDisconnect    func(ConnInfo, error)
 
+	// Telemetry sets the gateway's tracing (a server span per request, a
+	// span per delivery to a device) and is given to its producer, whose
+	// send spans and, with a Registerer, kafka metrics it adds
+	// (docs/OBSERVABILITY.md). Default: the OpenTelemetry globals, which
+	// record nothing until the application installs an SDK.
+	Telemetry kafka.Telemetry
+
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -354,6 +361,7 @@ func (c *Config) producerConfig() *kafka.ProducerConfig {
 	return &kafka.ProducerConfig{
 		BrokerAddrs: c.BrokerAddrs, Topic: c.RequestTopic, KafkaVersion: c.KafkaVersion,
 		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+		Telemetry: c.Telemetry,
 	}
 }
 

@@ -103,12 +103,14 @@ func (c *conn) onHello(f *wire.Frame) error {
 		c.closeWith(c.goodbyeFrame())
 		return ErrServerClosed
 	}
+	// The welcome is queued now but written only once the connection is
+	// registered: a device that holds its welcome is its device id's
+	// connection, so a hello sent after it (a reconnect) always replaces
+	// it. Writing it earlier let a second connection's hello register
+	// first and then be replaced by the older one.
 	c.queue = append(c.queue, welcome)
 	c.sessionUp = true
-	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.startWriter(start)
-	s.m.frameOut(wire.TypeWelcome)
 
 	c.authed = true
 	c.tokens = float64(s.cfg.RateBurst)
@@ -117,6 +119,11 @@ func (c *conn) onHello(f *wire.Frame) error {
 		old.closeWith(errorFrame("", wire.CodeDuplicate, "replaced by a newer connection of the same device", 0))
 		old.setReason(ErrReplaced)
 	}
+	c.qmu.Lock()
+	start := c.kickLocked()
+	c.qmu.Unlock()
+	c.startWriter(start)
+	s.m.frameOut(wire.TypeWelcome)
 	s.m.sessions.Inc()
 	s.presence.publish(c, true)
 	if s.cfg.OnAuthenticated != nil {
@@ -162,6 +169,7 @@ func (c *conn) onRequest(f *wire.Frame) {
 		return
 	}
 	r := c.newRequest(f, topic)
+	c.traceRequest(r, f)
 	c.rmu.Lock()
 	c.pending = append(c.pending, r)
 	c.armTimerLocked()

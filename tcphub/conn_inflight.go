@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
@@ -27,6 +29,7 @@ type request struct {
 	headers [8]kafka.Header
 	trace   [16]byte
 	idBytes []byte
+	span    trace.Span // the server span, when tracing
 }
 
 // Header values that are the same for every request of a connection, or of
@@ -106,6 +109,7 @@ func (r *request) delivered(d kafka.Delivery) {
 	c := r.c
 	s := c.srv
 	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
+	r.endRequestSpan(d.Err)
 	c.rmu.Lock()
 	if r.state != reqPending { // already answered: its deadline passed
 		c.rmu.Unlock()

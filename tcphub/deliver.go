@@ -112,6 +112,8 @@ func (s *Server) deliver(msg kafka.Message) {
 		}
 	}
 	f.SetPayload(header(msg, HeaderContentType), msg.Value())
+	span := s.traceDelivery(msg, &f)
+	defer span.End()
 	if err := f.Validate(); err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
 		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset(), "error", err)

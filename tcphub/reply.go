@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
@@ -87,5 +89,12 @@ func Reply(ctx context.Context, producer kafka.IProducer, req kafka.Message, sta
 		headers = append(headers, kafka.Header{Key: HeaderTraceID, Value: []byte(ri.TraceID)})
 	}
 	headers = append(headers, o.headers...)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// Continue the request's trace (its process span, inside a
+		// handler) even when ctx is not the handler's.
+		if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
 	return producer.Send(ctx, &kafka.ProducerMessage{Topic: ri.ReplyTo, Key: []byte(ri.DeviceID), Value: payload, Headers: headers})
 }

@@ -53,6 +53,8 @@ type Server struct {
 	baseCtx    context.Context // ends when a shutdown runs out of time
 	cancelBase context.CancelFunc
 
+	tracing kafka.Tracing
+
 	startMu sync.Mutex // serialises Start
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -87,6 +89,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        c,
+		tracing:    c.Telemetry.Tracing(TracerName),
 		log:        c.Logger.With("component", "tcphub", "instance", c.InstanceID),
 		m:          newMetrics(c.InstanceID),
 		reg:        newRegistry(),

@@ -6,6 +6,7 @@
 // everything shuts down; the exit status is 0 only if every step worked.
 //
 //	go run ./examples/quickstart
+//	go run ./examples/quickstart -trace   # and print the span tree of a round trip
 //
 // Point it at a real cluster with KAFKA_BROKERS=host1:9092,host2:9092.
 package main
@@ -22,6 +23,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
@@ -31,15 +36,32 @@ import (
 func main() {
 	devices := flag.Int("devices", 3, "simulated devices")
 	trips := flag.Int("n", 3, "round trips per device")
+	traced := flag.Bool("trace", false, "record OpenTelemetry spans in memory and print the first round trip's span tree")
 	flag.Parse()
-	if err := run(*devices, *trips); err != nil {
+	var tel kafka.Telemetry
+	var spans *tracetest.SpanRecorder
+	if *traced {
+		// An SDK that keeps every span in memory, instead of exporting
+		// them to a collector.
+		spans = tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tel = kafka.Telemetry{TracerProvider: tp, Propagator: propagation.TraceContext{}}
+	}
+	if err := run(*devices, *trips, tel); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart: FAILED:", err)
 		os.Exit(1)
+	}
+	if spans != nil {
+		if err := printFirstTrip(os.Stdout, spans.Ended()); err != nil {
+			fmt.Fprintln(os.Stderr, "quickstart: FAILED:", err)
+			os.Exit(1)
+		}
 	}
 	fmt.Println("quickstart: OK")
 }
 
-func run(devices, trips int) (err error) {
+func run(devices, trips int, tel kafka.Telemetry) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -72,6 +94,7 @@ func run(devices, trips int) (err error) {
 		PresenceTopic: presence,
 		CreateTopics:  true, // the reply and presence topics
 		Authenticator: auth,
+		Telemetry:     tel,
 		Logger:        log,
 	})
 	if err != nil {
@@ -99,13 +122,14 @@ func run(devices, trips int) (err error) {
 
 	// 2. The worker: consume requests, answer each through the reply
 	// topic named in the request.
-	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: requests, Logger: log})
+	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: requests, Telemetry: tel, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer closeProducer(producer)
 	workers, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
-		BrokerAddrs: cluster.Addrs(), Topics: []string{requests}, GroupName: requests + "-echo", NumWorkers: 3, Logger: log,
+		BrokerAddrs: cluster.Addrs(), Topics: []string{requests}, GroupName: requests + "-echo", NumWorkers: 3,
+		Telemetry: tel, Logger: log,
 	})
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ const (
 	seenAfter
 	seenP
 	seenPB
+	seenTP
 )
 
 // decodeEnvelope parses one envelope. It checks syntax with jsonvalid.Valid
@@ -245,6 +246,9 @@ func (d *decoder) field(key []byte, escaped bool, val []byte) {
 	case "after_ms":
 		bit = seenAfter
 		d.f.AfterMS = d.intField("after_ms", val)
+	case "tp":
+		bit = seenTP
+		d.f.TraceParent = d.string("tp", val, nil)
 	case "p":
 		bit = seenP
 		// The payload is forwarded as sent, so keep the exact bytes,

@@ -49,6 +49,7 @@ func appendEnvelope(b []byte, f *Frame) ([]byte, error) {
 	b = appendStringField(b, `,"code":`, string(f.Code))
 	b = appendStringField(b, `,"msg":`, f.Message)
 	b = appendIntField(b, `,"after_ms":`, f.AfterMS)
+	b = appendStringField(b, `,"tp":`, f.TraceParent)
 	switch {
 	case f.Binary:
 		// Written even when empty so that Binary survives a round trip.

@@ -114,6 +114,11 @@ type Frame struct {
 	// AfterMS is a delay in milliseconds before reconnecting (goodbye) or
 	// retrying (error) (after_ms).
 	AfterMS int
+	// TraceParent is a W3C Trace Context traceparent (tp), optional in
+	// request, response and push frames: in a request, the device's trace
+	// that the gateway continues; in a response or push, the gateway's
+	// span that delivered it, for the device to continue.
+	TraceParent string
 	// Payload is the message body. When Binary is false it is the exact
 	// bytes of one JSON value, carried unchanged in p; when Binary is true
 	// it is arbitrary bytes, carried base64-encoded in pb.

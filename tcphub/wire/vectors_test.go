@@ -59,6 +59,7 @@ type vectorFrame struct {
 	Code        string  `json:"code,omitempty"`
 	Msg         string  `json:"msg,omitempty"`
 	AfterMS     int     `json:"after_ms,omitempty"`
+	TP          string  `json:"tp,omitempty"`
 	PayloadHex  *string `json:"payload_hex,omitempty"` // present whenever p or pb is, even empty
 	Binary      bool    `json:"binary,omitempty"`
 }
@@ -69,7 +70,7 @@ func toVectorFrame(f Frame) *vectorFrame {
 		Sid: f.Session, HBMS: f.HeartbeatMS, MaxFrame: f.MaxFrame, MaxInFlight: f.MaxInFlight,
 		RatePerMin: f.RatePerMin, Burst: f.Burst,
 		To: f.Route, CT: f.ContentType, St: f.Status, Code: string(f.Code), Msg: f.Message,
-		AfterMS: f.AfterMS, PayloadHex: payloadHex(f), Binary: f.Binary,
+		AfterMS: f.AfterMS, TP: f.TraceParent, PayloadHex: payloadHex(f), Binary: f.Binary,
 	}
 }
 
@@ -98,7 +99,7 @@ func (v *vectorFrame) frame(t *testing.T) Frame {
 		Session: v.Sid, HeartbeatMS: v.HBMS, MaxFrame: v.MaxFrame, MaxInFlight: v.MaxInFlight,
 		RatePerMin: v.RatePerMin, Burst: v.Burst,
 		Route: v.To, ContentType: v.CT, Status: v.St, Code: Code(v.Code), Message: v.Msg,
-		AfterMS: v.AfterMS, Payload: p, Binary: v.Binary,
+		AfterMS: v.AfterMS, TraceParent: v.TP, Payload: p, Binary: v.Binary,
 	}
 }
 
@@ -140,6 +141,9 @@ func invalidCases() []invalidCase {
 		{"request_without_id", body(`{"v":1,"t":"request","p":{"temp":21.5}}`), "invalid_frame"},
 		{"request_id_too_long", body(`{"v":1,"t":"request","id":"` + strings.Repeat("r", MaxIDLen+1) + `"}`), "invalid_frame"},
 		{"request_id_with_space", body(`{"v":1,"t":"request","id":"r 1"}`), "invalid_frame"},
+		{"request_traceparent_uppercase", body(`{"v":1,"t":"request","id":"r-1","tp":"00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"}`), "invalid_frame"},
+		{"request_traceparent_zero_trace", body(`{"v":1,"t":"request","id":"r-1","tp":"00-00000000000000000000000000000000-b7ad6b7169203331-01"}`), "invalid_frame"},
+		{"request_traceparent_short", body(`{"v":1,"t":"request","id":"r-1","tp":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b71-01"}`), "invalid_frame"},
 		{"response_without_status", body(`{"v":1,"t":"response","id":"r-1","p":1}`), "invalid_frame"},
 		{"error_without_code", body(`{"v":1,"t":"error","msg":"x"}`), "invalid_frame"},
 		{"welcome_without_heartbeat", body(`{"v":1,"t":"welcome","sid":"c-1","max_frame":1048576,"max_inflight":8}`), "invalid_frame"},
