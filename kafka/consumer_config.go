@@ -42,7 +42,7 @@ const (
 	DefaultBatchSize           = 1
 	DefaultBatchWaitTime       = 200 * time.Millisecond
 	DefaultSessionTimeout      = 10 * time.Second
-	DefaultHeartbeatInterval   = 3 * time.Second
+	DefaultHeartbeatInterval   = time.Second
 	DefaultRebalanceTimeout    = 60 * time.Second
 	DefaultCommitInterval      = time.Second
 	DefaultHandlerRetries      = 3
@@ -86,13 +86,22 @@ type ConsumerGroupConfig struct {
 	BatchWaitTime time.Duration
 
 	// SessionTimeout, HeartbeatInterval and RebalanceTimeout are the group
-	// membership timings. Defaults 10 s, 3 s and 60 s. A handler must
+	// membership timings. Defaults 10 s, 1 s and 60 s. Members learn of a
+	// rebalance at their next heartbeat, so a partition that moves waits
+	// about one HeartbeatInterval (docs/CONSUMER.md has the measurements
+	// behind the 1 s default). A handler must
 	// return within RebalanceTimeout of its context being cancelled.
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
-	// RebalanceStrategy. Default RebalanceRange.
+	// RebalanceStrategy. Default RebalanceRange (docs/CONSUMER.md says why,
+	// and when to choose RebalanceCooperativeSticky).
 	RebalanceStrategy RebalanceStrategy
+	// RebalanceFallback is a second strategy offered to the group, for
+	// moving a live group from one strategy to another in two rolling
+	// restarts (docs/CONSUMER.md). While any offered strategy is eager the
+	// member speaks the eager protocol. Default "" (none).
+	RebalanceFallback RebalanceStrategy
 	// GroupInstanceID, when set, makes this member static (KIP-345): a
 	// member that leaves and comes back with the same id within
 	// SessionTimeout gets its partitions back without a rebalance. Each
@@ -257,6 +266,14 @@ func (c *ConsumerGroupConfig) Validate() error {
 	default:
 		return configErr("RebalanceStrategy", "unknown strategy %q (want range, roundrobin, sticky or cooperative-sticky)", d.RebalanceStrategy)
 	}
+	switch d.RebalanceFallback {
+	case "", RebalanceRange, RebalanceRoundRobin, RebalanceSticky, RebalanceCooperativeSticky:
+		if d.RebalanceFallback == d.RebalanceStrategy {
+			return configErr("RebalanceFallback", "is the RebalanceStrategy itself (%q)", d.RebalanceFallback)
+		}
+	default:
+		return configErr("RebalanceFallback", "unknown strategy %q (want range, roundrobin, sticky or cooperative-sticky)", d.RebalanceFallback)
+	}
 	if seen[d.DeadLetterTopic] {
 		return configErr("DeadLetterTopic", "%q is also consumed: failures would loop", d.DeadLetterTopic)
 	}
@@ -291,18 +308,25 @@ func (c ConsumerGroupConfig) saramaConfig() (*sarama.Config, error) {
 	s.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
 	s.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
 	s.Consumer.Group.InstanceId = c.GroupInstanceID
-	switch c.RebalanceStrategy {
-	case RebalanceRoundRobin:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
-	case RebalanceSticky:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	case RebalanceCooperativeSticky:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
-	default:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{saramaStrategy(c.RebalanceStrategy)}
+	if c.RebalanceFallback != "" {
+		s.Consumer.Group.Rebalance.GroupStrategies = append(s.Consumer.Group.Rebalance.GroupStrategies, saramaStrategy(c.RebalanceFallback))
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return s, nil
+}
+
+func saramaStrategy(r RebalanceStrategy) sarama.BalanceStrategy {
+	switch r {
+	case RebalanceRoundRobin:
+		return sarama.NewBalanceStrategyRoundRobin()
+	case RebalanceSticky:
+		return sarama.NewBalanceStrategySticky()
+	case RebalanceCooperativeSticky:
+		return sarama.NewBalanceStrategyCooperativeSticky()
+	default:
+		return sarama.NewBalanceStrategyRange()
+	}
 }

@@ -70,7 +70,9 @@ func (e *events) assigned() []kafka.TopicPartition {
 // any of its messages is handled; when a second member joins, OnRevoked
 // runs after the revoked handlers returned; the callbacks never overlap and
 // Assignment agrees with them; Stop revokes everything.
-func TestConsumerRebalanceCallbacks(t *testing.T) {
+func TestConsumerRebalanceCallbacks(t *testing.T) { eachEngine(t, testConsumerRebalanceCallbacks) }
+
+func testConsumerRebalanceCallbacks(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
 	topic := cluster.NewTopic(t, 4)
 	produceN(t, cluster, topic, 100, 10)
@@ -113,7 +115,9 @@ func TestConsumerRebalanceCallbacks(t *testing.T) {
 // TestConsumerPauseResume: a paused partition is not handled while the
 // others go on and the member stays in the group; Resume continues it from
 // where it stopped, losing nothing.
-func TestConsumerPauseResume(t *testing.T) {
+func TestConsumerPauseResume(t *testing.T) { eachEngine(t, testConsumerPauseResume) }
+
+func testConsumerPauseResume(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
 	topic := cluster.NewTopic(t, 2)
 	group := kafkatest.UniqueName("g")
@@ -156,6 +160,10 @@ func TestConsumerPauseResume(t *testing.T) {
 // retains: their handlers' contexts are not cancelled and their handling
 // does not stop; only moved partitions are revoked.
 func TestConsumerCooperativeKeepsRetainedPartitions(t *testing.T) {
+	eachEngine(t, testConsumerCooperativeKeepsRetainedPartitions)
+}
+
+func testConsumerCooperativeKeepsRetainedPartitions(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
 	topic := cluster.NewTopic(t, 4)
 	group := kafkatest.UniqueName("g")

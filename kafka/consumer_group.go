@@ -126,7 +126,7 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		// Constructing a producer does no I/O beyond a first attempt,
 		// which a zero-time context skips; it connects in the background.
 		g.dlt, err = NewProducer(expired(), &ProducerConfig{
-			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, KafkaVersion: c.KafkaVersion,
+			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, Engine: c.Engine, KafkaVersion: c.KafkaVersion,
 			ClientID: c.ClientID, MinRetryPeriod: c.MinRetryPeriod, MaxRetryPeriod: c.MaxRetryPeriod,
 			DialTimeout: c.DialTimeout, SecurityConfig: c.SecurityConfig, Logger: c.Logger,
 			Telemetry: c.Telemetry,

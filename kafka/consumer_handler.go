@@ -11,7 +11,8 @@ import (
 
 // Handler processes one message. It runs on one of NumWorkers workers,
 // identified by workerID (0 to NumWorkers-1). Returning nil commits the
-// message; an error is retried as HandlerRetries says. ctx is the message's
+// message; an error is retried as HandlerRetries says, unless it is marked
+// with Permanent (no retry) or NoCommit (no commit). ctx is the message's
 // context: cancelled on revocation, Stop and Close.
 type Handler func(ctx context.Context, workerID int, msg Message) error
 
@@ -120,11 +121,14 @@ func handleBurst[R any](g *ConsumerGroup, c claim[R], r R, h Handler) bool {
 	msgs := c.records()
 	for i := 0; ; i++ {
 		m := g.newMessage(ctx, c, c.convert(r))
-		if !g.runWithPolicy(ctx, []*groupMessage{m}, func(hctx context.Context) error { return h(hctx, id, m) }) {
+		commit, ok := g.runWithPolicy(ctx, []*groupMessage{m}, func(hctx context.Context) error { return h(hctx, id, m) })
+		if !ok {
 			return false
 		}
-		m.mark()
-		observeMark(g, c, m.rec.offset, 1)
+		if commit {
+			m.mark()
+			observeMark(g, c, m.rec.offset, 1)
+		}
 		// A pause ends the burst, so a paused partition never holds a
 		// worker while it waits.
 		if i+1 >= burstMax || ctx.Err() != nil || g.assign.npaused.Load() > 0 {
@@ -167,8 +171,8 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 		for i, m := range batch {
 			out[i] = m
 		}
-		done := g.runWithPolicy(ctx, batch, func(hctx context.Context) error { return bh(hctx, out) })
-		if done {
+		commit, done := g.runWithPolicy(ctx, batch, func(hctx context.Context) error { return bh(hctx, out) })
+		if commit {
 			// Offsets are positions: marking the last marks the batch.
 			for _, m := range batch[:len(batch)-1] {
 				m.committed.Store(true)
@@ -218,10 +222,12 @@ func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
 }
 
 // runWithPolicy calls the handler until it succeeds or the retries are
-// spent, then skips or dead-letters. It returns true when the messages may
-// be committed and false when ctx ended first (they must not be). call
-// gets the handler's context: the first message's, with the hooks' spans.
-func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func(context.Context) error) bool {
+// spent (at once for a Permanent error), then skips or dead-letters. It
+// reports whether the messages may be committed (not after NoCommit), and
+// ok false when ctx ended first (they must not be, and the claim stops).
+// call gets the handler's context: the first message's, with the hooks'
+// spans.
+func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func(context.Context) error) (commit, ok bool) {
 	first := &msgs[0].rec
 	run := g.obs.startHandling(msgs[0].ctx, msgs)
 	r := g.policy().Run(ctx, func() error { return run.call(call) }, func(attempt int, wait time.Duration, err error) {
@@ -233,25 +239,31 @@ func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage,
 		g.log.Info("handler interrupted; messages left uncommitted for the next owner",
 			"topic", first.topic, "partition", first.partition, "offset", first.offset, "error", r.Err)
 		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, Interrupted: true})
-		return false
+		return false, false
+	}
+	if r.NoCommit {
+		g.log.Info("handler asked not to commit; messages left unmarked",
+			"topic", first.topic, "partition", first.partition, "offset", first.offset, "count", len(msgs), "error", r.Err)
+		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err})
+		return false, true
 	}
 	if r.Err == nil {
 		run.done(HandleOutcome{Attempts: r.Attempts})
-		return true
+		return true, true
 	}
 	herr := &HandlerError{Topic: first.topic, Partition: first.partition, Offset: first.offset,
 		Count: len(msgs), Attempts: r.Attempts, Err: r.Err}
 	if g.dlt != nil {
 		if !g.deadLetter(ctx, msgs, herr) {
 			run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, Interrupted: true})
-			return false
+			return false, false
 		}
 		herr.DeadLettered = true
 	}
 	run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, DeadLettered: herr.DeadLettered})
 	g.log.Error("handler failed; giving up on the messages", "error", herr)
 	g.pushError(herr)
-	return true
+	return true, true
 }
 
 func (g *ConsumerGroup) policy() handling.Policy {

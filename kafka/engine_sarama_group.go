@@ -16,7 +16,8 @@ import (
 // because Sarama leaves the group only when that object is closed.
 type saramaGroup struct {
 	g      *ConsumerGroup
-	client sarama.Client
+	client sarama.Client // fetches and metadata
+	coord  sarama.Client // the group coordinator's requests: its own connections
 
 	mu    sync.Mutex
 	group sarama.ConsumerGroup // the current period's, for pause and resume
@@ -33,21 +34,50 @@ func newSaramaGroup(g *ConsumerGroup) (*saramaGroup, error) {
 		_ = client.Close()
 		return nil, fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
 	}
-	return &saramaGroup{g: g, client: client}, nil
+	coord, err := sarama.NewClient(g.cfg.BrokerAddrs, g.scfg)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+	}
+	return &saramaGroup{g: g, client: client, coord: coord}, nil
+}
+
+// splitClient sends the group coordinator's requests (join, sync,
+// heartbeat, commit, leave) over connections of their own. Kafka answers
+// the requests of one connection in order, and a JoinGroup is held by the
+// coordinator until every member has rejoined (up to a heartbeat interval):
+// on a shared connection the fetches queued behind it stall every partition
+// led by the coordinator's broker, which would undo what a cooperative
+// rebalance saves (measured: up to 3 s per rebalance at the default
+// heartbeat, docs/CONSUMER.md).
+type splitClient struct {
+	sarama.Client
+	coord sarama.Client
+}
+
+func (c splitClient) Coordinator(group string) (*sarama.Broker, error) {
+	return c.coord.Coordinator(group)
+}
+
+func (c splitClient) RefreshCoordinator(group string) error {
+	return c.coord.RefreshCoordinator(group)
 }
 
 func (e *saramaGroup) brokers() []string { return saramaBrokers(e.client) }
 
 func (e *saramaGroup) close() error {
-	if err := e.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-		return err
+	var errs []error
+	for _, c := range []sarama.Client{e.coord, e.client} {
+		if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (e *saramaGroup) consume(ctx context.Context) {
 	g := e.g
-	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupName, e.client)
+	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupName, splitClient{Client: e.client, coord: e.coord})
 	if err != nil {
 		// Only a closed client gets here; treat it as fatal for this period.
 		g.pushError(fmt.Errorf("kafka: creating consumer group: %w", err))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Header is one Kafka record header. Keys need not be unique.
@@ -68,9 +69,10 @@ func (e *ProducerError) Error() string {
 // Unwrap returns the underlying error.
 func (e *ProducerError) Unwrap() error { return e.Err }
 
-// Is maps Sarama's size error onto ErrMessageTooLarge.
+// Is maps the engines' size errors onto ErrMessageTooLarge.
 func (e *ProducerError) Is(target error) bool {
-	return target == ErrMessageTooLarge && errors.Is(e.Err, sarama.ErrMessageSizeTooLarge)
+	return target == ErrMessageTooLarge &&
+		(errors.Is(e.Err, sarama.ErrMessageSizeTooLarge) || errors.Is(e.Err, kerr.MessageTooLarge))
 }
 
 // envelope travels with a record through the engine so the delivery report

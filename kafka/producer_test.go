@@ -13,7 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/kafka"
@@ -289,7 +291,9 @@ func TestProducerSendReturnsBrokerError(t *testing.T) {
 }
 
 // TestProducerRetriesTransientErrorsWithoutDuplicates: retriable errors are
-// retried, and idempotence keeps the retried record from being written twice.
+// retried until the record is stored, once. The refused attempts write
+// nothing, so this shows retrying, not idempotence: that is
+// TestProducerIdempotenceSurvivesALostResponse.
 func TestProducerRetriesTransientErrorsWithoutDuplicates(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	if cluster.Fake() == nil {
@@ -304,6 +308,85 @@ func TestProducerRetriesTransientErrorsWithoutDuplicates(t *testing.T) {
 	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("once")}))
 	assert.GreaterOrEqual(t, count(), 3, "two failures then a success")
 	assert.Len(t, testkit.ReadAll(ctx, t, cluster.Addrs(), topic), 1)
+}
+
+// loseProduceResponse makes the embedded broker write the next produce
+// request and then lose its response: the request is replayed to the same
+// broker on a separate connection (so the batch is stored), and the
+// producer's own connection is closed before any answer. The producer sees
+// a broken connection and retries a batch the broker already holds.
+func loseProduceResponse(t *testing.T, cluster *kafkatest.Cluster) (written <-chan error) {
+	t.Helper()
+	fake := cluster.Fake()
+	// Produce v13 names topics by id, which the producer's requests do
+	// not carry: the replay keeps to a version that names them.
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(int16(kmsg.Produce), 9)
+	replay, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs()...), kgo.MaxVersions(versions))
+	require.NoError(t, err)
+	t.Cleanup(replay.Close)
+	done := make(chan error, 1)
+	var once sync.Once
+	fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		first := false
+		once.Do(func() { first = true })
+		if !first {
+			return nil, nil, false // the replay itself, and the retry: handled normally
+		}
+		fake.KeepControl() // stays for the replay, which must pass through
+		node := fake.CurrentNode()
+		fake.SleepControl(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := replay.Broker(int(node)).Request(ctx, req)
+			if err == nil {
+				for _, rt := range resp.(*kmsg.ProduceResponse).Topics {
+					for _, rp := range rt.Partitions {
+						err = errors.Join(err, kerr.ErrorForCode(rp.ErrorCode))
+					}
+				}
+			}
+			done <- err
+		})
+		return nil, errors.New("kfake: produce response lost"), true
+	})
+	return done
+}
+
+// TestProducerIdempotenceSurvivesALostResponse: the broker writes a batch
+// and its response is lost; the producer retries it. Idempotence (on by
+// default) makes the broker recognise the retry, so the record is stored
+// once. The second subtest shows the fault is real: without idempotence
+// the same fault stores the record twice.
+func TestProducerIdempotenceSurvivesALostResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		disable bool
+		want    int
+	}{{"idempotent", false, 1}, {"without idempotence the retry is a duplicate", true, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+			if cluster.Fake() == nil {
+				t.Skip("fault injection needs the embedded broker")
+			}
+			topic := cluster.NewTopic(t, 1)
+			cfg := &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, RetryBackoff: 10 * time.Millisecond,
+				DisableIdempotence: tc.disable}
+			p := newProducer(t, cfg)
+			ctx := testCtx(t, 30*time.Second)
+			require.NoError(t, p.Initialise(ctx))
+
+			written := loseProduceResponse(t, cluster)
+			require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("once")}))
+			select {
+			case err := <-written:
+				require.NoError(t, err, "the broker stored the batch whose response was lost")
+			case <-ctx.Done():
+				t.Fatal("the produce request never reached the broker")
+			}
+			assert.Len(t, testkit.ReadAll(ctx, t, cluster.Addrs(), topic), tc.want)
+		})
+	}
 }
 
 // TestProducerCloseWithUnreadErrors: a user who never reads Errors must not

@@ -102,12 +102,14 @@ func (c *conn) onHello(f *wire.Frame) error {
 		c.closeWith(c.goodbyeFrame())
 		return ErrServerClosed
 	}
+	// The welcome is queued now but written only once the connection is
+	// registered: a device that holds its welcome is its device id's
+	// connection, so a hello sent after it (a reconnect) always replaces
+	// it. Writing it earlier let a second connection's hello register
+	// first and then be replaced by the older one.
 	c.queue = append(c.queue, welcome)
 	c.sessionUp = true
-	start := c.kickLocked()
 	c.qmu.Unlock()
-	c.startWriter(start)
-	s.m.frameOut(wire.TypeWelcome)
 
 	c.authed = true
 	c.tokens = float64(s.cfg.RateBurst)
@@ -116,6 +118,11 @@ func (c *conn) onHello(f *wire.Frame) error {
 		old.closeWith(errorFrame("", wire.CodeDuplicate, "replaced by a newer connection of the same device", 0))
 		old.setReason(ErrReplaced)
 	}
+	c.qmu.Lock()
+	start := c.kickLocked()
+	c.qmu.Unlock()
+	c.startWriter(start)
+	s.m.frameOut(wire.TypeWelcome)
 	s.m.sessions.Inc()
 	s.presence.publish(c, true)
 	if s.cfg.OnAuthenticated != nil {

@@ -60,6 +60,7 @@ func (c *cluster) run(t *testing.T, args ...string) {
 }
 
 func (c *cluster) stopNode(t *testing.T, id int32)    { c.run(t, "stop-node", fmt.Sprint(id)) }
+func (c *cluster) killNode(t *testing.T, id int32)    { c.run(t, "kill-node", fmt.Sprint(id)) }
 func (c *cluster) restartNode(t *testing.T, id int32) { c.run(t, "restart-node", fmt.Sprint(id)) }
 func (c *cluster) waitReady(t *testing.T)             { c.run(t, "wait", "--timeout", "180") }
 
