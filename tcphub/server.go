@@ -158,6 +158,10 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) startOnce(ctx context.Context) (err error) {
 	cfg := s.cfg
+	if cfg.Telemetry.Registerer == nil {
+		// The producer's kafkahub_producer_* metrics join the gateway's.
+		cfg.Telemetry.Registerer = s.m.reg
+	}
 	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
 		BrokerAddrs: cfg.BrokerAddrs, Topic: cfg.RequestTopic, KafkaVersion: cfg.KafkaVersion,
 		ClientID: cfg.ClientID, SecurityConfig: cfg.Security, Logger: cfg.Logger,
