@@ -7,7 +7,8 @@
 //	go run ./examples/consumer -workers 4 -n 40
 //	go run ./examples/consumer -metrics 127.0.0.1:9100   # also serve /metrics while running
 //
-// It prints the consumer's lag per partition (kafkahub_consumer_lag) at
+// With OTEL_EXPORTER_OTLP_ENDPOINT set it exports a span per handled
+// record over OTLP. It prints the consumer's lag per partition (kafkahub_consumer_lag) at
 // the end: 0 everywhere once the topic is drained.
 //
 // Point it at a real cluster with KAFKA_BROKERS=host1:9092,host2:9092.
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kafkahub/kafkahub/examples/internal/otlp"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 )
@@ -58,6 +60,16 @@ func run(n, workers int, topic, metricsAddr string) error {
 	// The consumer's metrics go to a registry of our own (kafka registers
 	// nothing globally).
 	reg := prometheus.NewRegistry()
+	tel, stopTracing, _, err := otlp.FromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx) // flush the last spans; best effort in an example
+	}()
+	tel.Registerer = reg
 	if metricsAddr != "" {
 		srv := &http.Server{Addr: metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
@@ -92,7 +104,7 @@ func run(n, workers int, topic, metricsAddr string) error {
 		Topics:      []string{topic},
 		GroupName:   "example-consumer",
 		NumWorkers:  workers,
-		Telemetry:   kafka.Telemetry{Registerer: reg},
+		Telemetry:   tel,
 		Hooks:       []kafka.ConsumerHooks{marked},
 		Logger:      log,
 	})
