@@ -270,9 +270,11 @@ func (s *franzSession) committer() {
 	tick := time.NewTicker(g.cfg.CommitInterval)
 	defer tick.Stop()
 	for {
+		requested := false
 		select {
 		case <-tick.C:
 		case <-g.commits.ch:
+			requested = true
 		case <-s.ctx.Done():
 			return
 		}
@@ -280,6 +282,9 @@ func (s *franzSession) committer() {
 		cs := mapValues(s.claims)
 		s.mu.Unlock()
 		s.commit(cs)
+		if requested {
+			g.commitDone()
+		}
 	}
 }
 
@@ -416,6 +421,7 @@ func (s *franzSession) stop(tps []TopicPartition, commit bool) {
 	}
 	if commit {
 		s.commit(cs)
+		s.e.g.commitDone()
 	}
 	slices.SortFunc(gone, compareTP)
 	s.e.g.revoked(context.WithoutCancel(s.ctx), gone)

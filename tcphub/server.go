@@ -179,7 +179,12 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	cfg := s.cfg
 	producer, own := cfg.Producer, false
 	if producer == nil {
-		p, err := kafka.NewProducer(ctx, cfg.producerConfig())
+		pcfg := cfg.producerConfig()
+		if pcfg.Telemetry.Registerer == nil {
+			// The producer's kafkahub_producer_* metrics join the gateway's.
+			pcfg.Telemetry.Registerer = s.m.reg
+		}
+		p, err := kafka.NewProducer(ctx, pcfg)
 		if err != nil {
 			return err
 		}

@@ -91,6 +91,9 @@ type Response struct {
 	ContentType string
 	Payload     []byte
 	Binary      bool // the payload came base64-encoded in pb
+	// TraceParent is the frame's tp: the W3C traceparent of the gateway's
+	// span that delivered it, "" when the gateway does not trace.
+	TraceParent string
 }
 
 // Push is a message the server sent on its own initiative.
@@ -99,6 +102,7 @@ type Push struct {
 	ContentType string
 	Payload     []byte
 	Binary      bool
+	TraceParent string // as in Response
 }
 
 // ServerError is an error frame from the server.
@@ -296,7 +300,10 @@ func (c *Client) Do(ctx context.Context, payload []byte, opts ...RequestOption) 
 // Temporary); resend with WithRequestID(call id) to keep the id. If the
 // connection ends before the ack, the request is resent on the next
 // connection with the same id, until ctx ends. Requests beyond the
-// session's max_inflight wait for a slot.
+// session's max_inflight wait for a slot. When ctx carries an OpenTelemetry
+// span, its trace context goes in the request's tp field and a tracing
+// gateway continues that trace (the response's TraceParent names the
+// gateway's delivery span).
 func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOption) (*Call, error) {
 	call := &Call{c: c, payload: payload, answer: make(chan wire.Frame, 1), resp: make(chan Response, 1)}
 	for _, o := range opts {
@@ -305,7 +312,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 	if call.ID == "" {
 		call.ID = wire.RandomID("r-")
 	}
-	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route}
+	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: traceParent(ctx)}
 	f.SetPayload(call.ct, payload)
 	if err := f.Validate(); err != nil {
 		return nil, err
