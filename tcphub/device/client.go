@@ -82,6 +82,14 @@ type Options struct {
 	OnSession func(sid string)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// TraceParent, when set, returns the W3C traceparent of the trace a
+	// request belongs to (from the request's context), sent in the frame's
+	// tp field so the gateway continues the device's trace; "" sends none.
+	// The package links no tracing library: with OpenTelemetry, inject
+	// the context with propagation.TraceContext into a map carrier and
+	// return its "traceparent" (examples/quickstart does). It runs on the
+	// goroutine that calls Request and must not block. Default nil.
+	TraceParent func(ctx context.Context) string
 }
 
 // Response is a worker's answer to a request.
@@ -312,7 +320,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 	if call.ID == "" {
 		call.ID = wire.RandomID("r-")
 	}
-	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: traceParent(ctx)}
+	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: c.traceParent(ctx)}
 	f.SetPayload(call.ct, payload)
 	if err := f.Validate(); err != nil {
 		return nil, err
