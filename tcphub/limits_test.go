@@ -1,6 +1,7 @@
 package tcphub_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
@@ -20,7 +21,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kafkahub/kafkahub/internal/gatewayloop"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
@@ -161,52 +161,117 @@ func TestRecordTooLarge(t *testing.T) {
 	assert.Equal(t, wire.TypeAck, d.request("r-small", `{"ok":1}`).Type, "the connection stays open")
 }
 
-// heldLoop stands in for Kafka (internal/gatewayloop) and acknowledges
-// each record after hold (or at once after stop), so requests stay in
-// flight as long as Kafka keeps them waiting; it counts the bytes it
-// holds.
-type heldLoop struct {
+// heldProducer stands in for Kafka as the gateway's producer
+// (Config.Producer): it acknowledges each record after hold (or at once
+// once closed), so requests stay in flight as long as Kafka keeps them
+// waiting, and it counts the payload bytes it holds for requests (records
+// of topic; presence records pass through uncounted).
+type heldProducer struct {
+	topic   string
 	hold    time.Duration
 	held    atomic.Int64
 	maxHeld atomic.Int64
-	done    chan struct{}
-	mu      sync.Mutex // orders wg.Add against stop
-	stopped bool
-	wg      sync.WaitGroup
+	in      chan *kafka.ProducerMessage
+	errs    chan error
+	ready   chan struct{}
+	closer  chan struct{} // closed by Close
+	closed  chan struct{} // closed when every record was acknowledged
+	once    sync.Once
+	wg      sync.WaitGroup // the run goroutine and the held records
 }
 
-func (l *heldLoop) produce(msg *kafka.ProducerMessage) {
-	l.mu.Lock()
-	if l.stopped {
-		l.mu.Unlock()
-		msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic})
-		return
+var _ kafka.IProducer = (*heldProducer)(nil)
+
+func newHeldProducer(topic string, hold time.Duration) *heldProducer {
+	p := &heldProducer{
+		topic: topic, hold: hold, in: make(chan *kafka.ProducerMessage, 64), errs: make(chan error),
+		ready: make(chan struct{}), closer: make(chan struct{}), closed: make(chan struct{}),
 	}
-	l.wg.Add(1)
-	l.mu.Unlock()
-	n := l.held.Add(int64(len(msg.Value)))
-	for m := l.maxHeld.Load(); n > m && !l.maxHeld.CompareAndSwap(m, n); m = l.maxHeld.Load() {
+	close(p.ready)
+	p.wg.Add(1)
+	go p.run()
+	return p
+}
+
+func (p *heldProducer) run() {
+	defer p.wg.Done()
+	for {
+		select {
+		case msg := <-p.in:
+			p.accept(msg)
+		case <-p.closer:
+			return
+		}
 	}
+}
+
+// accept holds msg for hold, counting its bytes, then acknowledges it.
+func (p *heldProducer) accept(msg *kafka.ProducerMessage) {
+	size := int64(len(msg.Value))
+	if msg.Topic != p.topic {
+		size = 0
+	}
+	n := p.held.Add(size)
+	for m := p.maxHeld.Load(); n > m && !p.maxHeld.CompareAndSwap(m, n); m = p.maxHeld.Load() {
+	}
+	p.wg.Add(1)
 	go func() {
-		defer l.wg.Done()
-		t := time.NewTimer(l.hold)
+		defer p.wg.Done()
+		t := time.NewTimer(p.hold)
 		defer t.Stop()
 		select {
 		case <-t.C:
-		case <-l.done:
+		case <-p.closer:
 		}
-		l.held.Add(-int64(len(msg.Value)))
-		msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic})
+		p.held.Add(-size)
+		if msg.OnDelivery != nil {
+			msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic})
+		}
 	}()
 }
 
-// stop acknowledges everything held, now and from now on.
-func (l *heldLoop) stop() {
-	l.mu.Lock()
-	l.stopped = true
-	l.mu.Unlock()
-	close(l.done)
-	l.wg.Wait()
+func (p *heldProducer) Send(ctx context.Context, msg *kafka.ProducerMessage) error {
+	done := make(chan struct{})
+	m := *msg
+	m.OnDelivery = func(kafka.Delivery) { close(done) }
+	select {
+	case p.in <- &m:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.closer:
+		return kafka.ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *heldProducer) Channels() kafka.ProducerChannels {
+	return kafka.ProducerChannels{Output: p.in, Errors: p.errs, Initialised: p.ready, Closer: p.closer, Closed: p.closed}
+}
+func (p *heldProducer) IsInitialised() bool              { return true }
+func (p *heldProducer) Initialise(context.Context) error { return nil }
+func (p *heldProducer) SetDefaultHeader(string, []byte)  {}
+func (p *heldProducer) DeleteDefaultHeader(string)       {}
+func (p *heldProducer) DroppedErrors() uint64            { return 0 }
+func (p *heldProducer) Checker(context.Context) kafka.Health {
+	return kafka.Health{Status: kafka.HealthOK}
+}
+
+// Close acknowledges every record held; records still in Output when it
+// is called are dropped (nobody tells their senders, as after a real
+// producer's Close deadline).
+func (p *heldProducer) Close(context.Context) error {
+	p.once.Do(func() {
+		close(p.closer)
+		p.wg.Wait()
+		close(p.errs)
+		close(p.closed)
+	})
+	return nil
 }
 
 // TestInFlightBytesBounded is the memory probe of issue 15: devices
@@ -256,22 +321,14 @@ func probeInFlight(t *testing.T, devices, frameSize int, serverBytes int64) {
 	// Kafka keeps each record 2 s: long enough for every device to fill
 	// its budget, and slow enough that the heap sampled after a collection
 	// is not dominated by what the devices send during the collection.
-	loop := &heldLoop{hold: 2 * time.Second, done: make(chan struct{})}
-	instance := "probe-" + kafkatest.UniqueName("gw")
-	gatewayloop.Install(func(id string) *gatewayloop.Loop {
-		if id != instance {
-			return nil
-		}
-		return &gatewayloop.Loop{Produce: loop.produce}
-	})
-	t.Cleanup(func() { gatewayloop.Install(nil) })
+	loop := newHeldProducer(topic, 2*time.Second)
+	t.Cleanup(func() { _ = loop.Close(context.Background()) }) // after the gateway's shutdown
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
-		c.InstanceID = instance
+		c.Producer = loop
 		c.MaxFrameSize = frameSize
 		c.MaxServerBytes = serverBytes
 		c.RateLimit = -1
 	})
-	t.Cleanup(loop.stop)
 
 	// About the largest request frame max_frame allows.
 	payload := strings.Repeat("a", frameSize-64)
