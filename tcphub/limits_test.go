@@ -230,23 +230,10 @@ func (p *heldProducer) accept(msg *kafka.ProducerMessage) {
 	}()
 }
 
-func (p *heldProducer) Send(ctx context.Context, msg *kafka.ProducerMessage) error {
-	done := make(chan struct{})
-	m := *msg
-	m.OnDelivery = func(kafka.Delivery) { close(done) }
-	select {
-	case p.in <- &m:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.closer:
-		return kafka.ErrClosed
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// Send is not what the gateway uses (it hands records to Output); the
+// stand-in does not support it.
+func (p *heldProducer) Send(context.Context, *kafka.ProducerMessage) error {
+	return errors.New("heldProducer: Send is not supported")
 }
 
 func (p *heldProducer) Channels() kafka.ProducerChannels {

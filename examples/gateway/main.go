@@ -100,6 +100,9 @@ type options struct {
 	hmacSecretFile                   string
 	insecureAllowAll                 bool
 	insecurePlaintextTokens          bool
+	hmacKeyID, hmacPreviousFile      string
+	hmacPreviousUntil                string
+	maxTokenLifetime                 time.Duration
 	embedded                         bool
 	heartbeat, handshake, goodbye    time.Duration
 	maxConns, maxInFlight, queueSize int
@@ -124,6 +127,10 @@ func main() {
 	flag.StringVar(&o.tlsClientCA, "tls-client-ca", env("TCPHUB_TLS_CLIENT_CA", ""), "CA file for device certificates: requires mutual TLS (TCPHUB_TLS_CLIENT_CA)")
 	flag.StringVar(&o.hmacSecretFile, "hmac-secret-file", env("TCPHUB_HMAC_SECRET_FILE", ""), "file holding the HMAC token secret (or set TCPHUB_HMAC_SECRET)")
 	flag.BoolVar(&o.insecureAllowAll, "insecure-allow-all", false, "accept every device without credentials (tests only)")
+	flag.StringVar(&o.hmacKeyID, "hmac-key-id", env("TCPHUB_HMAC_KEY_ID", ""), "key id of the HMAC secret, named by v2 tokens; default 0 (TCPHUB_HMAC_KEY_ID)")
+	flag.StringVar(&o.hmacPreviousFile, "hmac-previous-secret-file", env("TCPHUB_HMAC_PREVIOUS_SECRET_FILE", ""), "during a rotation: file holding the previous secret as <key id>:<secret> (TCPHUB_HMAC_PREVIOUS_SECRET_FILE)")
+	flag.StringVar(&o.hmacPreviousUntil, "hmac-previous-until", env("TCPHUB_HMAC_PREVIOUS_UNTIL", ""), "end of the rotation window, RFC 3339; empty: no end (TCPHUB_HMAC_PREVIOUS_UNTIL)")
+	flag.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", envDuration("TCPHUB_MAX_TOKEN_LIFETIME", 0), "refuse tokens expiring further away than this; 0: no maximum (TCPHUB_MAX_TOKEN_LIFETIME)")
 	flag.BoolVar(&o.insecurePlaintextTokens, "insecure-plaintext-tokens", false, "allow HMAC tokens over plain TCP, where anyone on the path can replay them (tests only)")
 	flag.DurationVar(&o.heartbeat, "heartbeat", envDuration("TCPHUB_HEARTBEAT", tcphub.DefaultHeartbeat), "heartbeat interval announced to devices (TCPHUB_HEARTBEAT)")
 	flag.DurationVar(&o.handshake, "handshake-timeout", envDuration("TCPHUB_HANDSHAKE_TIMEOUT", tcphub.DefaultHandshakeTimeout), "handshake deadline (TCPHUB_HANDSHAKE_TIMEOUT)")
@@ -297,11 +304,44 @@ func authenticator(o options) (tcphub.Authenticator, error) {
 	}
 	switch {
 	case len(secret) > 0:
-		return tcphub.NewHMACAuthenticator(secret)
+		opts, err := hmacOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		return tcphub.NewHMACAuthenticator(secret, opts...)
 	case o.tlsClientCA != "":
 		return tcphub.ClientCertAuthenticator(), nil
 	case o.insecureAllowAll:
 		return tcphub.AllowAll(), nil
 	}
 	return nil, errors.New("no device authentication: set TCPHUB_HMAC_SECRET (or -hmac-secret-file), -tls-client-ca, or -insecure-allow-all for tests")
+}
+
+// hmacOptions turns the rotation and lifetime flags into HMAC options.
+func hmacOptions(o options) ([]tcphub.HMACOption, error) {
+	var opts []tcphub.HMACOption
+	if o.hmacKeyID != "" {
+		opts = append(opts, tcphub.WithKeyID(o.hmacKeyID))
+	}
+	if o.hmacPreviousFile != "" {
+		b, err := os.ReadFile(o.hmacPreviousFile)
+		if err != nil {
+			return nil, err
+		}
+		id, prev, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok {
+			return nil, fmt.Errorf("%s: want <key id>:<secret>", o.hmacPreviousFile)
+		}
+		var until time.Time
+		if o.hmacPreviousUntil != "" {
+			if until, err = time.Parse(time.RFC3339, o.hmacPreviousUntil); err != nil {
+				return nil, fmt.Errorf("-hmac-previous-until: %w", err)
+			}
+		}
+		opts = append(opts, tcphub.WithPreviousKey(id, []byte(prev), until))
+	}
+	if o.maxTokenLifetime > 0 {
+		opts = append(opts, tcphub.WithMaxTokenLifetime(o.maxTokenLifetime))
+	}
+	return opts, nil
 }
