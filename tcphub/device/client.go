@@ -296,7 +296,8 @@ func (c *Client) Do(ctx context.Context, payload []byte, opts ...RequestOption) 
 // Temporary); resend with WithRequestID(call id) to keep the id. If the
 // connection ends before the ack, the request is resent on the next
 // connection with the same id, until ctx ends. Requests beyond the
-// session's max_inflight wait for a slot.
+// session's max_inflight wait for a slot, and requests beyond the rate
+// limit the welcome announced (rate_per_min, burst) wait for their turn.
 func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOption) (*Call, error) {
 	call := &Call{c: c, payload: payload, answer: make(chan wire.Frame, 1), resp: make(chan Response, 1)}
 	for _, o := range opts {
@@ -328,6 +329,11 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 		if err != nil {
 			c.forget(call.ID)
 			return nil, err
+		}
+		if !sess.pace.wait(ctx, sess.done, c.closed) {
+			if ctx.Err() == nil && !isClosed(c.closed) {
+				continue // the session ended: pace on the next one
+			}
 		}
 		select {
 		case sess.sem <- struct{}{}:
@@ -453,6 +459,16 @@ func (c *Client) setSession(s *session) {
 	c.mu.Unlock()
 	if s != nil && c.opts.OnSession != nil {
 		c.opts.OnSession(s.sid)
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
