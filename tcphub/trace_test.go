@@ -113,9 +113,9 @@ func (e *endSignal) OnEnd(s sdktrace.ReadOnlySpan) {
 func (e *endSignal) Shutdown(context.Context) error   { return nil }
 func (e *endSignal) ForceFlush(context.Context) error { return nil }
 
-// TestDeviceClientCarriesTrace: the Go device client puts the span of the
-// request's context in tp, and reports the response's tp: the gateway's
-// delivery span, in the same trace.
+// TestDeviceClientCarriesTrace: the Go device client sends WithTraceParent
+// in tp, and reports the response's tp: the gateway's delivery span, in the
+// same trace.
 func TestDeviceClientCarriesTrace(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
@@ -130,7 +130,9 @@ func TestDeviceClientCarriesTrace(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, span := tp.Tracer("device").Start(testCtx(t, 30*time.Second), "device round trip")
-	call, err := c.Request(ctx, []byte(`{"a":1}`))
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	call, err := c.Request(ctx, []byte(`{"a":1}`), device.WithTraceParent(carrier["traceparent"]))
 	require.NoError(t, err)
 	resp, err := call.Response(ctx)
 	require.NoError(t, err)

@@ -199,7 +199,10 @@ func runDevice(ctx context.Context, addr, id string, secret []byte, trips int, p
 		if tel.TracerProvider != nil {
 			rctx, span = tel.TracerProvider.Tracer("quickstart/device").Start(ctx, "device round trip", trace.WithSpanKind(trace.SpanKindClient))
 		}
-		call, err := c.Request(rctx, fmt.Appendf(nil, `{"seq":%d,"temp_c":%.1f}`, n, 20+float64(n)/2))
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(rctx, carrier)
+		call, err := c.Request(rctx, fmt.Appendf(nil, `{"seq":%d,"temp_c":%.1f}`, n, 20+float64(n)/2),
+			device.WithTraceParent(carrier["traceparent"]))
 		if err != nil {
 			span.End()
 			return fmt.Errorf("%s request %d: %w", id, n, err)

@@ -150,6 +150,7 @@ type Call struct {
 	ct      string
 	binary  bool
 	route   string
+	tp      string
 	answer  chan wire.Frame // ack or error, capacity 1
 	resp    chan Response   // capacity 1
 }
@@ -182,6 +183,16 @@ func WithRoute(route string) RequestOption { return func(c *Call) { c.route = ro
 // valid JSON payload goes as application/json in p, anything else as
 // application/octet-stream in pb.
 func WithContentType(ct string) RequestOption { return func(c *Call) { c.ct = ct } }
+
+// WithTraceParent sends a W3C traceparent in the request's tp field, so a
+// tracing gateway continues the device's trace. With OpenTelemetry:
+//
+//	carrier := propagation.MapCarrier{}
+//	propagation.TraceContext{}.Inject(ctx, carrier)
+//	call, err := client.Request(ctx, payload, device.WithTraceParent(carrier["traceparent"]))
+//
+// (this package imports only the standard library and tcphub/wire).
+func WithTraceParent(tp string) RequestOption { return func(c *Call) { c.tp = tp } }
 
 // Client is a device's connection to a tcphub gateway: it performs the
 // handshake, sends requests and matches their acks and responses by id,
@@ -300,10 +311,7 @@ func (c *Client) Do(ctx context.Context, payload []byte, opts ...RequestOption) 
 // Temporary); resend with WithRequestID(call id) to keep the id. If the
 // connection ends before the ack, the request is resent on the next
 // connection with the same id, until ctx ends. Requests beyond the
-// session's max_inflight wait for a slot. When ctx carries an OpenTelemetry
-// span, its trace context goes in the request's tp field and a tracing
-// gateway continues that trace (the response's TraceParent names the
-// gateway's delivery span).
+// session's max_inflight wait for a slot.
 func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOption) (*Call, error) {
 	call := &Call{c: c, payload: payload, answer: make(chan wire.Frame, 1), resp: make(chan Response, 1)}
 	for _, o := range opts {
@@ -312,7 +320,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 	if call.ID == "" {
 		call.ID = wire.RandomID("r-")
 	}
-	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: traceParent(ctx)}
+	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: call.tp}
 	f.SetPayload(call.ct, payload)
 	if err := f.Validate(); err != nil {
 		return nil, err
