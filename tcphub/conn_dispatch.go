@@ -91,6 +91,7 @@ func (c *conn) onHello(f *wire.Frame) error {
 	welcome := encode(wire.Frame{
 		Type: wire.TypeWelcome, Session: c.id,
 		HeartbeatMS: int(s.cfg.Heartbeat / time.Millisecond), MaxFrame: s.cfg.MaxFrameSize, MaxInFlight: s.cfg.MaxInFlight,
+		RatePerMin: s.ratePerMin, Burst: s.rateBurst,
 	})
 	c.qmu.Lock()
 	if c.qstate != qOpen {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
@@ -47,21 +45,22 @@ func applyOptions(opts []SendOption) sendOptions {
 	return o
 }
 
-// deliverLoop routes the records of one reply-topic partition to sockets.
-func (s *Server) deliverLoop(pc sarama.PartitionConsumer) {
+// deliverLoop routes the records of the reply topic to sockets until the
+// reader is closed.
+func (s *Server) deliverLoop(msgs <-chan kafka.Message) {
 	defer s.bgWG.Done()
-	for msg := range pc.Messages() {
+	for msg := range msgs {
 		s.deliver(msg)
 	}
 }
 
-// loopReplies delivers the records of the benchmark's in-memory loop
-// (see internal/gatewayloop) until shutdown begins.
-func (s *Server) loopReplies() {
+// deliverLoopReplies delivers the records of the benchmark's in-memory
+// loop (see internal/gatewayloop) until shutdown begins.
+func (s *Server) deliverLoopReplies() {
 	defer s.bgWG.Done()
 	for {
 		select {
-		case msg := <-s.loop.Replies:
+		case msg := <-s.loopReplies:
 			s.deliver(msg)
 		case <-s.quit:
 			return
@@ -69,19 +68,16 @@ func (s *Server) loopReplies() {
 	}
 }
 
-func header(msg *sarama.ConsumerMessage, key string) string {
-	for _, h := range msg.Headers {
-		if h != nil && string(h.Key) == key {
-			return string(h.Value)
-		}
-	}
-	return ""
+// header returns the value of a record's header, or "".
+func header(msg kafka.Message, key string) string {
+	v, _ := msg.Header(key)
+	return string(v)
 }
 
 // deliver routes one reply-topic record: to the connection named by
 // tcphub.conn if it is open here, else to the device's current connection
 // here, else nowhere (counted in tcphub_responses_undeliverable_total).
-func (s *Server) deliver(msg *sarama.ConsumerMessage) {
+func (s *Server) deliver(msg kafka.Message) {
 	connID, device := header(msg, HeaderConn), header(msg, HeaderDevice)
 	var c *conn
 	if connID != "" {
@@ -94,7 +90,7 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 	}
 	if c == nil {
 		s.m.undeliverable.WithLabelValues("not_connected").Inc()
-		s.log.Debug("reply for a device not connected here dropped", "device", device, "conn", connID, "offset", msg.Offset)
+		s.log.Debug("reply for a device not connected here dropped", "device", device, "conn", connID, "offset", msg.Offset())
 		return
 	}
 	f := wire.Frame{Type: wire.TypeResponse}
@@ -115,18 +111,18 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 			f.Status = n
 		}
 	}
-	f.SetPayload(header(msg, HeaderContentType), msg.Value)
+	f.SetPayload(header(msg, HeaderContentType), msg.Value())
 	span := s.traceDelivery(msg, &f)
 	defer span.End()
 	if err := f.Validate(); err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
-		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
+		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset(), "error", err)
 		return
 	}
-	b, err := wire.AppendFrame(make([]byte, 0, 96+len(f.ID)+len(f.ContentType)+len(msg.Value)*4/3), f)
+	b, err := wire.AppendFrame(make([]byte, 0, 96+len(f.ID)+len(f.ContentType)+len(msg.Value())*4/3), f)
 	if err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
-		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
+		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset(), "error", err)
 		return
 	}
 	if f.Type == wire.TypeResponse && c.holdResponse(f.ID, b) {

@@ -32,6 +32,8 @@ func Example() {
 		BrokerAddrs:   cluster.Addrs(),
 		RequestTopic:  requests,
 		PresenceTopic: requests + ".presence",
+		InstanceID:    requests + "-gw",  // default: the host name, stable across restarts
+		CreateTopics:  true,              // the reply and presence topics
 		Authenticator: tcphub.AllowAll(), // see NewHMACAuthenticator
 		Logger:        quiet,
 	})

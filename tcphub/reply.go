@@ -61,7 +61,7 @@ func ParseRequest(msg kafka.Message) (RequestInfo, error) {
 // producer's error when the record is not written. Delivery to the device
 // is at most once: a device that disconnected in the meantime does not get
 // it.
-func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, status int, payload []byte, opts ...SendOption) error {
+func Reply(ctx context.Context, producer kafka.IProducer, req kafka.Message, status int, payload []byte, opts ...SendOption) error {
 	ri, err := ParseRequest(req)
 	if err != nil {
 		return err

@@ -3,13 +3,13 @@ package tcphub
 import (
 	"context"
 
-	"github.com/IBM/sarama"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -64,11 +64,11 @@ func (r *request) endRequestSpan(err error) {
 // device, continuing the record's trace (a worker's Reply or a Pusher),
 // and writes its context into the frame's tp field for the device. The
 // caller ends it once the frame is queued to the socket, or dropped.
-func (s *Server) traceDelivery(msg *sarama.ConsumerMessage, f *wire.Frame) trace.Span {
+func (s *Server) traceDelivery(msg kafka.Message, f *wire.Frame) trace.Span {
 	if !s.tracing.Active() {
 		return noSpan
 	}
-	ctx := s.tracing.Propagator().Extract(context.Background(), saramaHeaders(msg.Headers))
+	ctx := s.tracing.Propagator().Extract(context.Background(), messageHeaders{msg})
 	ctx, span := s.tracing.Tracer().Start(ctx, "deliver "+string(f.Type), trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -83,27 +83,22 @@ func (s *Server) traceDelivery(msg *sarama.ConsumerMessage, f *wire.Frame) trace
 	return span
 }
 
-// saramaHeaders presents a consumed record's headers to a propagator.
-type saramaHeaders []*sarama.RecordHeader
+// messageHeaders presents a consumed record's headers to a propagator.
+type messageHeaders struct{ m kafka.Message }
 
-func (h saramaHeaders) Get(key string) string {
-	for _, rh := range h {
-		if rh != nil && string(rh.Key) == key {
-			return string(rh.Value)
-		}
-	}
-	return ""
+func (h messageHeaders) Get(key string) string {
+	v, _ := h.m.Header(key)
+	return string(v)
 }
 
 // Set is never called: the carrier is only read.
-func (h saramaHeaders) Set(string, string) {}
+func (h messageHeaders) Set(string, string) {}
 
-func (h saramaHeaders) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for _, rh := range h {
-		if rh != nil {
-			keys = append(keys, string(rh.Key))
-		}
+func (h messageHeaders) Keys() []string {
+	hs := h.m.Headers()
+	keys := make([]string, len(hs))
+	for i, kv := range hs {
+		keys[i] = kv.Key
 	}
 	return keys
 }

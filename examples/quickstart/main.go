@@ -93,6 +93,7 @@ func run(devices, trips int, tel kafka.Telemetry) (err error) {
 		BrokerAddrs:   cluster.Addrs(),
 		RequestTopic:  requests,
 		PresenceTopic: presence,
+		CreateTopics:  true, // the reply and presence topics
 		Authenticator: auth,
 		Telemetry:     tel,
 		Logger:        log,

@@ -33,6 +33,7 @@ func TestGatewayUnderFaults(t *testing.T) {
 
 	srv, err := tcphub.NewServer(tcphub.Config{
 		BrokerAddrs: ps.addrs, RequestTopic: topic, Authenticator: tcphub.AllowAll(),
+		InstanceID: topic + "-gw", CreateTopics: true,
 		ProduceTimeout: 5 * time.Second, Logger: quiet,
 	})
 	require.NoError(t, err)

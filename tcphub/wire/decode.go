@@ -25,6 +25,8 @@ const (
 	seenHB
 	seenMaxFrame
 	seenMaxInFlight
+	seenRate
+	seenBurst
 	seenTo
 	seenCT
 	seenSt
@@ -220,6 +222,12 @@ func (d *decoder) field(key []byte, escaped bool, val []byte) {
 	case "max_inflight":
 		bit = seenMaxInFlight
 		d.f.MaxInFlight = d.intField("max_inflight", val)
+	case "rate_per_min":
+		bit = seenRate
+		d.f.RatePerMin = d.intField("rate_per_min", val)
+	case "burst":
+		bit = seenBurst
+		d.f.Burst = d.intField("burst", val)
 	case "to":
 		bit = seenTo
 		d.f.Route = d.string("to", val, nil)

@@ -100,7 +100,7 @@ func (f *Frame) validateFields() error {
 	ints := [...]struct {
 		name string
 		val  int
-	}{{"hb_ms", f.HeartbeatMS}, {"max_frame", f.MaxFrame}, {"max_inflight", f.MaxInFlight}, {"st", f.Status}, {"after_ms", f.AfterMS}}
+	}{{"hb_ms", f.HeartbeatMS}, {"max_frame", f.MaxFrame}, {"max_inflight", f.MaxInFlight}, {"rate_per_min", f.RatePerMin}, {"burst", f.Burst}, {"st", f.Status}, {"after_ms", f.AfterMS}}
 	for _, x := range ints {
 		if x.val < 0 || x.val > maxInt {
 			return invalid(x.name, fmt.Sprintf("%d is outside 0..%d", x.val, maxInt))

@@ -22,10 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/IBM/sarama"
-
-	"github.com/kafkahub/kafkahub/internal/gatewayloop"
-	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
@@ -91,9 +87,6 @@ func runGatewayChild(o options) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	if o.loop {
-		gatewayloop.Install(func(string) *gatewayloop.Loop { return newEchoLoop() })
-	}
 	secret, err := hex.DecodeString(o.secret)
 	if err != nil {
 		return fail(err)
@@ -102,16 +95,24 @@ func runGatewayChild(o options) int {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := tcphub.NewServer(tcphub.Config{
+	cfg := tcphub.Config{
 		BrokerAddrs:    strings.Split(o.brokers, ","),
 		RequestTopic:   o.topic,
 		PresenceTopic:  o.topic + ".presence",
+		InstanceID:     "bench-gw",
+		CreateTopics:   true,
 		Authenticator:  auth,
 		Heartbeat:      o.heartbeat,
 		RateLimit:      -1,
 		MaxConnections: 1 << 20,
 		Logger:         log,
-	})
+	}
+	if o.loop {
+		loop := newEchoLoop(o.topic)
+		defer loop.Close(context.Background())
+		cfg.Producer = loop
+	}
+	srv, err := tcphub.NewServer(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -195,54 +196,6 @@ quit:
 	<-served
 	fmt.Println("BYE")
 	return 0
-}
-
-// Header keys and values of the echo loop's replies.
-var (
-	keyKind, valResponse = []byte(tcphub.HeaderKind), []byte(tcphub.KindResponse)
-	keyStatus, val200    = []byte(tcphub.HeaderStatus), []byte("200")
-	loopKeys             = map[string][]byte{
-		tcphub.HeaderDevice: []byte(tcphub.HeaderDevice), tcphub.HeaderConn: []byte(tcphub.HeaderConn),
-		tcphub.HeaderRequest: []byte(tcphub.HeaderRequest), tcphub.HeaderContentType: []byte(tcphub.HeaderContentType),
-	}
-)
-
-// newEchoLoop is the in-memory stand-in for Kafka and the echo worker of
-// the gateway-only scenarios: each request record is acknowledged at once
-// and answered with its own payload, in order, from one goroutine (as the
-// producer reports deliveries from one goroutine).
-func newEchoLoop() *gatewayloop.Loop {
-	in := make(chan *kafka.ProducerMessage, 1<<16)
-	out := make(chan *sarama.ConsumerMessage, 1<<16)
-	go func() {
-		var offset int64
-		for msg := range in {
-			msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic, Offset: offset})
-			// Few allocations: this loop runs in the gateway's process.
-			rec := &struct {
-				msg sarama.ConsumerMessage
-				hs  [6]sarama.RecordHeader
-				ptr [6]*sarama.RecordHeader
-			}{}
-			rec.msg = sarama.ConsumerMessage{Topic: "loop", Key: msg.Key, Value: msg.Value, Offset: offset}
-			offset++
-			rec.hs[0] = sarama.RecordHeader{Key: keyKind, Value: valResponse}
-			rec.hs[1] = sarama.RecordHeader{Key: keyStatus, Value: val200}
-			n := 2
-			for _, h := range msg.Headers {
-				if k := loopKeys[h.Key]; k != nil && n < len(rec.hs) {
-					rec.hs[n] = sarama.RecordHeader{Key: k, Value: h.Value}
-					n++
-				}
-			}
-			for i := range n {
-				rec.ptr[i] = &rec.hs[i]
-			}
-			rec.msg.Headers = rec.ptr[:n]
-			out <- &rec.msg
-		}
-	}()
-	return &gatewayloop.Loop{Produce: func(m *kafka.ProducerMessage) { in <- m }, Replies: out}
 }
 
 // ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.
