@@ -599,3 +599,32 @@ func TestDashboardUsesExistingMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderCarriesTraceContext: a Reader puts the trace context of a
+// record's headers into the message's Context (the gateway's delivery span
+// continues from it).
+func TestReaderCarriesTraceContext(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, 1)
+	ctx := testCtx(t, 30*time.Second)
+	rec := newRecorder(t, nil)
+	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Telemetry: rec.tel})
+	sctx, caller := rec.tel.TracerProvider.Tracer("test").Start(ctx, "caller")
+	require.NoError(t, p.Send(sctx, &kafka.ProducerMessage{Value: []byte("x")}))
+	caller.End()
+	send := rec.spans("send " + topic)
+	require.Len(t, send, 1)
+
+	r, err := kafka.NewReader(ctx, &kafka.ReaderConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, From: kafka.ReadOldest,
+		Telemetry: kafka.Telemetry{Propagator: propagation.TraceContext{}}, Logger: quiet})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close()) }()
+	select {
+	case m := <-r.Messages():
+		sc := trace.SpanContextFromContext(m.Context())
+		assert.Equal(t, send[0].SpanContext().SpanID(), sc.SpanID(), "the send span, from the headers")
+		assert.True(t, sc.IsRemote())
+	case <-ctx.Done():
+		t.Fatal("nothing read")
+	}
+}
