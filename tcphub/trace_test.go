@@ -113,9 +113,10 @@ func (e *endSignal) OnEnd(s sdktrace.ReadOnlySpan) {
 func (e *endSignal) Shutdown(context.Context) error   { return nil }
 func (e *endSignal) ForceFlush(context.Context) error { return nil }
 
-// TestDeviceClientCarriesTrace: the Go device client sends WithTraceParent
-// in tp, and reports the response's tp: the gateway's delivery span, in the
-// same trace.
+// TestDeviceClientCarriesTrace: the Go device client puts what its
+// TraceParent option returns for the request's context (here the
+// OpenTelemetry span) in tp, and reports the response's tp: the gateway's
+// delivery span, in the same trace.
 func TestDeviceClientCarriesTrace(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
@@ -126,13 +127,16 @@ func TestDeviceClientCarriesTrace(t *testing.T) {
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Telemetry = tel })
 	startTracedWorker(t, cluster, topic, tel)
 
-	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: "traced-1", Logger: quiet})
+	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: "traced-1", Logger: quiet,
+		TraceParent: func(ctx context.Context) string {
+			c := propagation.MapCarrier{}
+			propagation.TraceContext{}.Inject(ctx, c)
+			return c["traceparent"]
+		}})
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, span := tp.Tracer("device").Start(testCtx(t, 30*time.Second), "device round trip")
-	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, carrier)
-	call, err := c.Request(ctx, []byte(`{"a":1}`), device.WithTraceParent(carrier["traceparent"]))
+	call, err := c.Request(ctx, []byte(`{"a":1}`))
 	require.NoError(t, err)
 	resp, err := call.Response(ctx)
 	require.NoError(t, err)
