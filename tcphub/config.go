@@ -526,7 +526,7 @@ func (c *Config) producerConfig() *kafka.ProducerConfig {
 func (c *Config) replyReaderConfig(topic string) *kafka.ReaderConfig {
 	return &kafka.ReaderConfig{
 		BrokerAddrs: c.BrokerAddrs, Topic: topic, From: kafka.ReadNewest, KafkaVersion: c.KafkaVersion,
-		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+		ClientID: c.ClientID, SecurityConfig: c.Security, Telemetry: c.Telemetry, Logger: c.Logger,
 	}
 }
 
