@@ -136,6 +136,20 @@ func (r *request) delivered(d kafka.Delivery) {
 		c.logger().Warn("request not written to Kafka", "request", r.id, "topic", r.msg.Topic, "error", d.Err)
 	}
 	c.answer(out)
+	c.signalDrained()
+}
+
+// signalDrained wakes awaitAnswers once nothing is pending. It runs after
+// answer has queued the answers, never before: a half-closed connection is
+// closed as soon as awaitAnswers returns, and an answer queued after that
+// would be lost (TestHalfCloseGetsEveryAnswer caught it under load).
+func (c *conn) signalDrained() {
+	c.rmu.Lock()
+	if len(c.pending) == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+	c.rmu.Unlock()
 }
 
 // answered is a request taken off the pending list, with the responses
@@ -167,10 +181,6 @@ func (c *conn) completeLocked(out []answered) []answered {
 		c.pending = c.pending[n:]
 		if len(c.pending) == 0 {
 			c.pending = nil
-			if c.drained != nil {
-				close(c.drained)
-				c.drained = nil
-			}
 		}
 		if len(c.held) == 0 {
 			c.held = nil
@@ -244,6 +254,7 @@ func (c *conn) expire() {
 		}
 	}
 	c.answer(out)
+	c.signalDrained()
 }
 
 // abandonPending runs when the connection is finished: nobody can be told
@@ -267,6 +278,7 @@ func (c *conn) abandonPending() {
 	for range out {
 		c.srv.requests.leave()
 	}
+	c.signalDrained()
 }
 
 // awaitAnswers waits until every request of the connection has its answer
