@@ -434,13 +434,15 @@ type franzClaim struct {
 	tp     TopicPartition
 	cctx   context.Context
 	cancel context.CancelFunc
-	ch     chan *kgo.Record // closed by the feeder when the claim ends
+	ch     chan *kgo.Record // closed by the feeder when the claim ends, under mu
 	wake   chan struct{}
 	room   chan struct{}  // the feeder made room in a full claim
 	done   sync.WaitGroup // the feeder and the claim loop
 
 	mu        sync.Mutex
 	queue     []*kgo.Record
+	feeding   bool // the feeder holds or will take records: push must queue
+	closed    bool // ch is closed
 	heldRecs  int  // queued or taken by the feeder, not yet in ch
 	heldBytes int  // their keys and values
 	full      bool // fetching paused for back-pressure
@@ -483,7 +485,26 @@ func (c *franzClaim) push(rs []*kgo.Record) {
 		n += len(r.Key) + len(r.Value)
 	}
 	c.mu.Lock()
+	// While the feeder has nothing in hand, records go straight into the
+	// channel as far as it has room: no hop through the feeder.
+	if !c.feeding && !c.closed {
+		for len(rs) > 0 {
+			select {
+			case c.ch <- rs[0]:
+				n -= len(rs[0].Key) + len(rs[0].Value)
+				rs = rs[1:]
+				continue
+			default:
+			}
+			break
+		}
+	}
+	if len(rs) == 0 {
+		c.mu.Unlock()
+		return
+	}
 	c.queue = append(c.queue, rs...)
+	c.feeding = true
 	c.heldRecs += len(rs)
 	c.heldBytes += n
 	over := !c.full && c.over()
@@ -548,7 +569,12 @@ func (c *franzClaim) moved(recs, bytes int) {
 // feed moves queued records into the records channel, in order, until the
 // claim ends; it owns and closes the channel.
 func (c *franzClaim) feed() {
-	defer close(c.ch)
+	defer func() {
+		c.mu.Lock()
+		c.closed = true
+		close(c.ch)
+		c.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-c.wake:
@@ -558,7 +584,13 @@ func (c *franzClaim) feed() {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue = nil
+		if len(batch) == 0 {
+			c.feeding = false
+		}
 		c.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
 		recs, bytes := 0, 0
 		for _, r := range batch {
 			select {
@@ -574,6 +606,12 @@ func (c *franzClaim) feed() {
 			}
 		}
 		c.moved(recs, bytes)
+		// Wake again: what was queued meanwhile, or else the end of
+		// feeding, when push may send directly again.
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
