@@ -345,6 +345,9 @@ func roundTripRuns(ctx context.Context, o options, env *benchEnv, engines []kafk
 				return nil, fmt.Errorf("%s: %w", e, err)
 			}
 			rs[k] = append(rs[k], r)
+			// Every run on stderr, so the spread behind each median is visible.
+			fmt.Fprintf(os.Stderr, "gatewaybench: %s on %s, run %d: %.0f round trips/s, p50 %.2f ms, p99 %.2f ms, ack p99 %.2f ms, gateway %.1f µs per round trip, %d error frames, load %.2f\n",
+				r.Scenario, e, i+1, r.MsgsPerS, r.P50ms, r.P99ms, r.AckP99ms, r.GatewayCPUus, r.Errors, load1())
 		}
 	}
 	out := make([]result, len(engines))
