@@ -143,7 +143,12 @@ func runGatewayChild(o options) int {
 			b, _ := json.Marshal(m)
 			fmt.Printf("MEM %s\n", b)
 		case "rusage":
-			fmt.Printf("RUSAGE %.6f\n", cpuSeconds())
+			// CPU seconds, and the heap's allocations (count and bytes) so
+			// far: a per-round-trip figure that, unlike CPU, hardly moves
+			// with the machine's load.
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("RUSAGE %.6f %d %d\n", cpuSeconds(), ms.Mallocs, ms.TotalAlloc)
 		case "sessions":
 			_, n := srv.Connections()
 			fmt.Printf("SESSIONS %d\n", n)

@@ -49,12 +49,22 @@ func (g *gatewayProc) mem() (memStats, error) {
 	return m, json.Unmarshal([]byte(s), &m)
 }
 
-func (g *gatewayProc) rusage() (float64, error) {
+// gwUsage is the gateway process's resource use so far.
+type gwUsage struct {
+	cpu            float64 // seconds, user and system
+	allocs, allocB uint64  // heap allocations and their bytes
+}
+
+func (g *gatewayProc) rusage() (gwUsage, error) {
+	var u gwUsage
 	s, err := g.ask("rusage", "RUSAGE ", 30*time.Second)
 	if err != nil {
-		return 0, err
+		return u, err
 	}
-	return strconv.ParseFloat(s, 64)
+	if _, err := fmt.Sscan(s, &u.cpu, &u.allocs, &u.allocB); err != nil {
+		return u, fmt.Errorf("gateway's rusage %q: %w", s, err)
+	}
+	return u, nil
 }
 
 func (g *gatewayProc) sessions() (int, error) {

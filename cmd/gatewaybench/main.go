@@ -176,6 +176,10 @@ type result struct {
 	// embedded broker).
 	GatewayCPUus float64 `json:"gateway_cpu_us_per_msg,omitempty"`
 	OtherCPUus   float64 `json:"other_cpu_us_per_msg,omitempty"`
+	// The gateway's heap allocations per round trip in the measured
+	// window, and their bytes (error frames and background work included).
+	GatewayAllocs float64 `json:"gateway_allocs_per_msg,omitempty"`
+	GatewayAllocB float64 `json:"gateway_alloc_bytes_per_msg,omitempty"`
 
 	// This row's figure over the same scenario's on the Sarama engine in
 	// this run (set on the other engines' rows): gateway CPU per round
@@ -346,8 +350,8 @@ func roundTripRuns(ctx context.Context, o options, env *benchEnv, engines []kafk
 			}
 			rs[k] = append(rs[k], r)
 			// Every run on stderr, so the spread behind each median is visible.
-			fmt.Fprintf(os.Stderr, "gatewaybench: %s on %s, run %d: %.0f round trips/s, p50 %.2f ms, p99 %.2f ms, ack p99 %.2f ms, gateway %.1f µs per round trip, %d error frames, load %.2f\n",
-				r.Scenario, e, i+1, r.MsgsPerS, r.P50ms, r.P99ms, r.AckP99ms, r.GatewayCPUus, r.Errors, load1())
+			fmt.Fprintf(os.Stderr, "gatewaybench: %s on %s, run %d: %.0f round trips/s, p50 %.2f ms, p99 %.2f ms, ack p99 %.2f ms, gateway %.1f µs and %.1f allocations per round trip, %d error frames, load %.2f\n",
+				r.Scenario, e, i+1, r.MsgsPerS, r.P50ms, r.P99ms, r.AckP99ms, r.GatewayCPUus, r.GatewayAllocs, r.Errors, load1())
 		}
 	}
 	out := make([]result, len(engines))
@@ -383,8 +387,8 @@ func cmpFloat(a, b float64) int {
 }
 
 func printHeader(w io.Writer) {
-	fmt.Fprintf(w, "%-22s %-8s %7s %9s %7s %10s %8s %8s %8s %8s %8s %7s %8s %8s %9s %9s %8s %6s %5s %s\n",
-		"scenario", "engine", "conns", "msgs", "s", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "ack p50", "ack p99", "gw µs", "other µs",
+	fmt.Fprintf(w, "%-22s %-8s %7s %9s %7s %10s %8s %8s %8s %8s %8s %7s %9s %8s %8s %9s %9s %8s %6s %5s %s\n",
+		"scenario", "engine", "conns", "msgs", "s", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "ack p50", "ack p99", "gw µs", "gw allocs", "other µs",
 		"rss MiB", "KiB/conn", "rssKiB/c", "connect", "inst", "load", "vs sarama")
 }
 
@@ -400,10 +404,10 @@ func printRow(w io.Writer, r result) {
 		vs = fmt.Sprintf("gw CPU %s, p99 %s, KiB/conn %s",
 			dash(r.GatewayCPUVsSarama, "%.2fx"), dash(r.P99VsSarama, "%.2fx"), dash(r.HeapVsSarama, "%.2fx"))
 	}
-	fmt.Fprintf(w, "%-22s %-8s %7d %9d %7.1f %10s %8s %8s %8s %8s %8s %7s %8s %8s %9s %9s %8s %6d %5.2f %s\n",
+	fmt.Fprintf(w, "%-22s %-8s %7d %9d %7.1f %10s %8s %8s %8s %8s %8s %7s %9s %8s %8s %9s %9s %8s %6d %5.2f %s\n",
 		r.Scenario, r.Engine, r.Conns, r.Msgs, r.Seconds, dash(r.MsgsPerS, "%.0f"),
 		dash(r.P50ms, "%.2f"), dash(r.P99ms, "%.2f"), dash(r.P999ms, "%.2f"),
-		dash(r.AckP50ms, "%.2f"), dash(r.AckP99ms, "%.2f"), dash(r.GatewayCPUus, "%.1f"), dash(r.OtherCPUus, "%.1f"),
+		dash(r.AckP50ms, "%.2f"), dash(r.AckP99ms, "%.2f"), dash(r.GatewayCPUus, "%.1f"), dash(r.GatewayAllocs, "%.1f"), dash(r.OtherCPUus, "%.1f"),
 		dash(r.RSSMiB, "%.0f"), dash(r.HeapPerConnKiB, "%.2f"), dash(r.RSSPerConnKiB, "%.2f"),
 		dash(r.ConnectSeconds, "%.2fs"), r.Instances, r.Load1, vs)
 	if r.Errors > 0 || r.Lost > 0 {

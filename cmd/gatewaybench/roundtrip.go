@@ -410,7 +410,9 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, engine kafka.Engin
 	r.MsgsPerS = float64(r.Msgs) / r.Seconds
 	r.Lost = l.sentInWin.Load() - r.Msgs - r.Errors
 	if r.Msgs > 0 {
-		r.GatewayCPUus = (gwCPU1 - gwCPU0) / float64(r.Msgs) * 1e6
+		r.GatewayCPUus = (gwCPU1.cpu - gwCPU0.cpu) / float64(r.Msgs) * 1e6
+		r.GatewayAllocs = float64(gwCPU1.allocs-gwCPU0.allocs) / float64(r.Msgs)
+		r.GatewayAllocB = float64(gwCPU1.allocB-gwCPU0.allocB) / float64(r.Msgs)
 		r.OtherCPUus = (cpu1 - cpu0) / float64(r.Msgs) * 1e6
 	}
 	r.P50ms, r.P99ms, r.P999ms = percentiles(resps)
