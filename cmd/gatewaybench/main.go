@@ -60,6 +60,9 @@ type options struct {
 	engines    string
 	// workerEngine is the echo worker's engine; empty: the gateway's.
 	workerEngine string
+	// linger is the FlushFrequency of the gateway's producer; 0: the
+	// gateway builds its own producer with the defaults.
+	linger time.Duration
 
 	// Child options.
 	brokers   string
@@ -87,6 +90,7 @@ func main() {
 	flag.BoolVar(&o.maxRate, "max", true, "run the max-rate round-trip scenarios too")
 	flag.StringVar(&o.engines, "engines", "sarama,franz-go", "engines of the gateway (and of the echo worker), comma-separated; runs alternate between them")
 	flag.StringVar(&o.workerEngine, "worker-engine", "", "engine of the echo worker; empty: the gateway's engine of each run")
+	flag.DurationVar(&o.linger, "linger", 0, "give the gateway a producer that waits up to this long to batch records (kafka.ProducerConfig.FlushFrequency); 0: the gateway's default producer")
 	flag.IntVar(&o.window, "window", 16, "requests each device keeps outstanding in the max-rate scenarios")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measurement time of each round-trip run (after a 2 s warm-up)")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each round-trip scenario; the row shown is the median run by p99 (fixed rate) or throughput (max)")
@@ -144,6 +148,7 @@ type result struct {
 	Impl           string  `json:"impl"`
 	Engine         string  `json:"engine"`                  // the gateway's kafka.Engine
 	WorkerEngine   string  `json:"worker_engine,omitempty"` // the echo worker's, through Kafka
+	LingerMs       float64 `json:"linger_ms,omitempty"`     // the gateway producer's FlushFrequency (-linger)
 	Conns          int     `json:"conns"`
 	Msgs           int64   `json:"msgs"`
 	Seconds        float64 `json:"seconds"`

@@ -272,7 +272,12 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, engine kafka.Engin
 	if err != nil {
 		return r, err
 	}
-	gw, err := startGateway(env, engine, "gateway", topic, loop)
+	var extra []string
+	if o.linger > 0 && !loop {
+		extra = append(extra, "-linger", o.linger.String())
+		r.LingerMs = float64(o.linger) / float64(time.Millisecond)
+	}
+	gw, err := startGateway(env, engine, "gateway", topic, loop, extra...)
 	if err != nil {
 		return r, err
 	}
