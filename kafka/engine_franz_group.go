@@ -636,13 +636,7 @@ func (c *franzClaim) records() <-chan *kgo.Record { return c.ch }
 func (c *franzClaim) highWater() int64            { return c.hw.Load() }
 func (c *franzClaim) convert(r *kgo.Record) record {
 	rec := record{topic: r.Topic, partition: r.Partition, offset: r.Offset,
-		key: r.Key, value: r.Value, timestamp: r.Timestamp}
-	if len(r.Headers) > 0 {
-		rec.headers = make([]Header, len(r.Headers))
-		for i, h := range r.Headers {
-			rec.headers[i] = Header{Key: h.Key, Value: h.Value}
-		}
-	}
+		key: r.Key, value: r.Value, headers: fromFranzHeaders(r.Headers), timestamp: r.Timestamp}
 	return rec
 }
 

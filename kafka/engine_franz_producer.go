@@ -109,12 +109,7 @@ func (e *franzProducer) produce(env envelope) {
 	o := &franzOutgoing{Context: context.Background(), env: env}
 	m, r := env.msg, &o.rec
 	r.Topic, r.Key, r.Value, r.Context = env.topic, m.Key, m.Value, o
-	if len(env.headers) > 0 {
-		r.Headers = make([]kgo.RecordHeader, len(env.headers))
-		for i, h := range env.headers {
-			r.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-		}
-	}
+	r.Headers = toFranzHeaders(env.headers)
 	// Blocks while kgo holds its maximum of buffered records; close,
 	// which ends the blocking, only comes after the last produce.
 	e.cl.Produce(context.Background(), r, e.promise)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/kafkahub/kafkahub/kafka"
 )
 
 // gatewayProc is a gateway child and its address.
@@ -18,13 +20,15 @@ type gatewayProc struct {
 	addr string
 }
 
-func startGateway(env *benchEnv, name, topic string, loop bool, extra ...string) (*gatewayProc, error) {
+// startGateway starts a gateway child whose producer and reply reader run
+// on engine (through kafka.EnvEngine: tcphub.Config has no engine field).
+func startGateway(env *benchEnv, engine kafka.Engine, name, topic string, loop bool, extra ...string) (*gatewayProc, error) {
 	args := []string{"-role", "gateway", "-brokers", joinAddrs(env.brokers), "-topic", topic, "-secret", env.secret}
 	args = append(args, extra...)
 	if loop {
 		args = append(args, "-loop")
 	}
-	c, err := startChild(name, args...)
+	c, err := startChildEnv(name, []string{kafka.EnvEngine + "=" + string(engine)}, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -45,12 +49,22 @@ func (g *gatewayProc) mem() (memStats, error) {
 	return m, json.Unmarshal([]byte(s), &m)
 }
 
-func (g *gatewayProc) rusage() (float64, error) {
+// gwUsage is the gateway process's resource use so far.
+type gwUsage struct {
+	cpu            float64 // seconds, user and system
+	allocs, allocB uint64  // heap allocations and their bytes
+}
+
+func (g *gatewayProc) rusage() (gwUsage, error) {
+	var u gwUsage
 	s, err := g.ask("rusage", "RUSAGE ", 30*time.Second)
 	if err != nil {
-		return 0, err
+		return u, err
 	}
-	return strconv.ParseFloat(s, 64)
+	if _, err := fmt.Sscan(s, &u.cpu, &u.allocs, &u.allocB); err != nil {
+		return u, fmt.Errorf("gateway's rusage %q: %w", s, err)
+	}
+	return u, nil
 }
 
 func (g *gatewayProc) sessions() (int, error) {
@@ -83,8 +97,8 @@ func joinAddrs(a []string) string {
 // may hold (the open-file limit), the connections are spread over several
 // gateway instances, each with its own device process, and the memory is
 // the sum over them.
-func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (result, error) {
-	r := result{Scenario: "connections", Impl: "tcphub", Conns: n, Broker: env.brokerKind, Load1: load1()}
+func connectionsScenario(ctx context.Context, o options, env *benchEnv, engine kafka.Engine, n int) (result, error) {
+	r := result{Scenario: "connections", Impl: "tcphub", Engine: string(engine), Conns: n, Broker: env.brokerKind, Load1: load1()}
 	inst := (n + o.perProcess - 1) / o.perProcess
 	r.Instances = inst
 	if inst > 1 && !o.jsonOut {
@@ -104,7 +118,7 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 				// Every allocation sampled: an exact heap profile.
 				extra = []string{"-memprofilerate", "1"}
 			}
-			g, err := startGateway(env, fmt.Sprintf("gateway-%d", k), topic, false, extra...)
+			g, err := startGateway(env, engine, fmt.Sprintf("gateway-%d", k), topic, false, extra...)
 			gws[k] = g
 			errs <- err
 		}()
@@ -223,7 +237,7 @@ func connectionsScenario(ctx context.Context, o options, env *benchEnv, n int) (
 		gor += int64(after.Goroutines - before[k].Goroutines)
 		r.RSSMiB += float64(after.RSS) / (1 << 20)
 		if o.profileDir != "" && k == 0 {
-			p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-heap-%d.pprof", n))
+			p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-heap-%s-%d.pprof", engine, n))
 			if _, err := g.ask("heap "+p, "OK", time.Minute); err != nil {
 				return r, err
 			}

@@ -81,11 +81,20 @@ type child struct {
 }
 
 func startChild(name string, args ...string) (*child, error) {
+	return startChildEnv(name, nil, args...)
+}
+
+// startChildEnv is startChild with extra environment variables
+// ("KEY=value") on top of this process's.
+func startChildEnv(name string, env []string, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	// Killed if this process dies, whatever the reason.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

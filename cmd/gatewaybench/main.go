@@ -8,6 +8,11 @@
 //	go run ./cmd/gatewaybench -quick          # about 1 minute
 //	go run ./cmd/gatewaybench -json -svg docs/bench-gateway-memory.svg
 //
+// Every scenario runs on each engine of -engines (kafka.Engine: the
+// gateway's producer and reply reader, and the echo worker unless
+// -worker-engine names another), alternating engines run by run, so that
+// the engines meet the same machine load and can be compared as ratios.
+//
 // The gateway runs in a child process (this program started again with
 // -role gateway), and idle devices in others (-role devices), so that each
 // figure is the gateway's alone. Kafka is the embedded broker
@@ -19,6 +24,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +35,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kafkahub/kafkahub/kafka"
 )
 
 type options struct {
@@ -49,6 +57,12 @@ type options struct {
 	profileDir string
 	cpuProfile string
 	maxRate    bool
+	engines    string
+	// workerEngine is the echo worker's engine; empty: the gateway's.
+	workerEngine string
+	// linger is the FlushFrequency of the gateway's producer; 0: the
+	// gateway builds its own producer with the defaults.
+	linger time.Duration
 
 	// Child options.
 	brokers   string
@@ -74,6 +88,9 @@ func main() {
 	flag.IntVar(&o.devices, "devices", 200, "devices sending requests in the round-trip scenarios")
 	flag.IntVar(&o.rate, "rate", 10000, "offered request rate (requests/s, all devices together) of the fixed-rate round-trip scenarios")
 	flag.BoolVar(&o.maxRate, "max", true, "run the max-rate round-trip scenarios too")
+	flag.StringVar(&o.engines, "engines", "sarama,franz-go", "engines of the gateway (and of the echo worker), comma-separated; runs alternate between them")
+	flag.StringVar(&o.workerEngine, "worker-engine", "", "engine of the echo worker; empty: the gateway's engine of each run")
+	flag.DurationVar(&o.linger, "linger", 0, "give the gateway a producer that waits up to this long to batch records (kafka.ProducerConfig.FlushFrequency); 0: the gateway's default producer")
 	flag.IntVar(&o.window, "window", 16, "requests each device keeps outstanding in the max-rate scenarios")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measurement time of each round-trip run (after a 2 s warm-up)")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each round-trip scenario; the row shown is the median run by p99 (fixed rate) or throughput (max)")
@@ -129,6 +146,9 @@ func main() {
 type result struct {
 	Scenario       string  `json:"scenario"`
 	Impl           string  `json:"impl"`
+	Engine         string  `json:"engine"`                  // the gateway's kafka.Engine
+	WorkerEngine   string  `json:"worker_engine,omitempty"` // the echo worker's, through Kafka
+	LingerMs       float64 `json:"linger_ms,omitempty"`     // the gateway producer's FlushFrequency (-linger)
 	Conns          int     `json:"conns"`
 	Msgs           int64   `json:"msgs"`
 	Seconds        float64 `json:"seconds"`
@@ -161,15 +181,45 @@ type result struct {
 	// embedded broker).
 	GatewayCPUus float64 `json:"gateway_cpu_us_per_msg,omitempty"`
 	OtherCPUus   float64 `json:"other_cpu_us_per_msg,omitempty"`
+	// The gateway's heap allocations per round trip in the measured
+	// window, and their bytes (error frames and background work included).
+	GatewayAllocs float64 `json:"gateway_allocs_per_msg,omitempty"`
+	GatewayAllocB float64 `json:"gateway_alloc_bytes_per_msg,omitempty"`
+
+	// This row's figure over the same scenario's on the Sarama engine in
+	// this run (set on the other engines' rows): gateway CPU per round
+	// trip, p99, and memory per idle connection.
+	GatewayCPUVsSarama float64 `json:"gateway_cpu_vs_sarama,omitempty"`
+	P99VsSarama        float64 `json:"p99_vs_sarama,omitempty"`
+	HeapVsSarama       float64 `json:"heap_per_conn_vs_sarama,omitempty"`
 
 	Broker string  `json:"broker"`
 	Load1  float64 `json:"load1"`
-	Runs   int     `json:"runs,omitempty"`
+	// LoadAvg is /proc/loadavg's 1-, 5- and 15-minute averages when the
+	// row's last run ended.
+	LoadAvg [3]float64 `json:"load_avg"`
+	Runs    int        `json:"runs,omitempty"`
 }
 
 func run(o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
+
+	var engines []kafka.Engine
+	for _, e := range strings.Split(o.engines, ",") {
+		switch e := kafka.Engine(strings.TrimSpace(e)); e {
+		case kafka.EngineSarama, kafka.EngineFranz:
+			engines = append(engines, e)
+		default:
+			return fmt.Errorf("-engines: unknown engine %q (want %q or %q)", e, kafka.EngineSarama, kafka.EngineFranz)
+		}
+	}
+	if len(engines) == 0 {
+		return errors.New("-engines: none given")
+	}
+	if w := kafka.Engine(o.workerEngine); w != "" && w != kafka.EngineSarama && w != kafka.EngineFranz {
+		return fmt.Errorf("-worker-engine: unknown engine %q", w)
+	}
 
 	soft, hard := raiseNoFile()
 	if o.perProcess <= 0 {
@@ -201,18 +251,35 @@ func run(o options) error {
 	}
 	defer env.close()
 	if !o.jsonOut {
-		fmt.Printf("gatewaybench: Kafka: %s %v; machine: %d CPUs; load average at start %.2f\n\n",
-			env.brokerKind, env.brokers, numCPU(), load1())
+		la := loadAvg()
+		fmt.Printf("gatewaybench: Kafka: %s %v; engines %v; machine: %d CPUs; load average at start %.2f %.2f %.2f\n\n",
+			env.brokerKind, env.brokers, engines, numCPU(), la[0], la[1], la[2])
 	}
 
 	var results []result
-	emit := func(r result) {
-		results = append(results, r)
-		if o.jsonOut {
-			b, _ := json.Marshal(r)
-			fmt.Println(string(b))
-		} else {
-			printRow(os.Stdout, r)
+	// emit prints one scenario's rows, one per engine, with the ratios to
+	// the Sarama engine's row.
+	emit := func(rows []result) {
+		var base *result
+		for i := range rows {
+			if rows[i].Engine == string(kafka.EngineSarama) {
+				base = &rows[i]
+			}
+		}
+		for _, r := range rows {
+			r.LoadAvg = loadAvg()
+			if base != nil && r.Engine != base.Engine {
+				r.GatewayCPUVsSarama = ratio(r.GatewayCPUus, base.GatewayCPUus)
+				r.P99VsSarama = ratio(r.P99ms, base.P99ms)
+				r.HeapVsSarama = ratio(r.HeapPerConnKiB, base.HeapPerConnKiB)
+			}
+			results = append(results, r)
+			if o.jsonOut {
+				b, _ := json.Marshal(r)
+				fmt.Println(string(b))
+			} else {
+				printRow(os.Stdout, r)
+			}
 		}
 	}
 	want := map[string]bool{}
@@ -228,11 +295,15 @@ func run(o options) error {
 			if err != nil || n <= 0 {
 				return fmt.Errorf("-conns: bad count %q", f)
 			}
-			r, err := connectionsScenario(ctx, o, env, n)
-			if err != nil {
-				return fmt.Errorf("connections %d: %w", n, err)
+			var rows []result
+			for _, e := range engines {
+				r, err := connectionsScenario(ctx, o, env, e, n)
+				if err != nil {
+					return fmt.Errorf("connections %d, %s: %w", n, e, err)
+				}
+				rows = append(rows, r)
 			}
-			emit(r)
+			emit(rows)
 		}
 	}
 	for _, loop := range []bool{false, true} {
@@ -248,17 +319,17 @@ func run(o options) error {
 			rates = append(rates, 0)
 		}
 		for _, rate := range rates {
-			r, err := roundTripRuns(ctx, o, env, loop, rate)
+			rows, err := roundTripRuns(ctx, o, env, engines, loop, rate)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			emit(r)
+			emit(rows)
 		}
 	}
 	if o.svg != "" {
 		var rows []result
 		for _, r := range results {
-			if r.Scenario == "connections" {
+			if r.Scenario == "connections" && r.Engine == string(engines[0]) {
 				rows = append(rows, r)
 			}
 		}
@@ -271,26 +342,43 @@ func run(o options) error {
 	return nil
 }
 
-// roundTripRuns runs one round-trip scenario o.runs times and returns the
-// median run: by p99 at a fixed rate, by throughput at max.
-func roundTripRuns(ctx context.Context, o options, env *benchEnv, loop bool, rate int) (result, error) {
-	var rs []result
+// roundTripRuns runs one round-trip scenario o.runs times on each engine,
+// alternating engines (A B A B ...), and returns each engine's median run:
+// by p99 at a fixed rate, by throughput at max.
+func roundTripRuns(ctx context.Context, o options, env *benchEnv, engines []kafka.Engine, loop bool, rate int) ([]result, error) {
+	rs := make([][]result, len(engines))
 	for i := range max(1, o.runs) {
-		r, err := roundTrip(ctx, o, env, loop, rate, i)
-		if err != nil {
-			return result{}, err
+		for k, e := range engines {
+			r, err := roundTrip(ctx, o, env, e, loop, rate, i)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", e, err)
+			}
+			rs[k] = append(rs[k], r)
+			// Every run on stderr, so the spread behind each median is visible.
+			fmt.Fprintf(os.Stderr, "gatewaybench: %s on %s, run %d: %.0f round trips/s, p50 %.2f ms, p99 %.2f ms, ack p99 %.2f ms, gateway %.1f µs and %.1f allocations per round trip, %d error frames, load %.2f\n",
+				r.Scenario, e, i+1, r.MsgsPerS, r.P50ms, r.P99ms, r.AckP99ms, r.GatewayCPUus, r.GatewayAllocs, r.Errors, load1())
 		}
-		rs = append(rs, r)
 	}
-	slices.SortFunc(rs, func(a, b result) int {
-		if rate > 0 {
-			return cmpFloat(a.P99ms, b.P99ms)
-		}
-		return cmpFloat(a.MsgsPerS, b.MsgsPerS)
-	})
-	m := rs[len(rs)/2]
-	m.Runs = len(rs)
-	return m, nil
+	out := make([]result, len(engines))
+	for k := range engines {
+		slices.SortFunc(rs[k], func(a, b result) int {
+			if rate > 0 {
+				return cmpFloat(a.P99ms, b.P99ms)
+			}
+			return cmpFloat(a.MsgsPerS, b.MsgsPerS)
+		})
+		out[k] = rs[k][len(rs[k])/2]
+		out[k].Runs = len(rs[k])
+	}
+	return out, nil
+}
+
+// ratio is a/b, or 0 when either is unknown.
+func ratio(a, b float64) float64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 func cmpFloat(a, b float64) int {
@@ -304,9 +392,9 @@ func cmpFloat(a, b float64) int {
 }
 
 func printHeader(w io.Writer) {
-	fmt.Fprintf(w, "%-20s %7s %9s %7s %10s %8s %8s %8s %8s %8s %7s %8s %8s %9s %9s %8s %6s %5s\n",
-		"scenario", "conns", "msgs", "s", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "ack p50", "ack p99", "gw µs", "other µs",
-		"rss MiB", "KiB/conn", "rssKiB/c", "connect", "inst", "load")
+	fmt.Fprintf(w, "%-22s %-8s %7s %9s %7s %10s %8s %8s %8s %8s %8s %7s %9s %8s %8s %9s %9s %8s %6s %5s %s\n",
+		"scenario", "engine", "conns", "msgs", "s", "msgs/s", "p50 ms", "p99 ms", "p999 ms", "ack p50", "ack p99", "gw µs", "gw allocs", "other µs",
+		"rss MiB", "KiB/conn", "rssKiB/c", "connect", "inst", "load", "vs sarama")
 }
 
 func printRow(w io.Writer, r result) {
@@ -316,14 +404,19 @@ func printRow(w io.Writer, r result) {
 		}
 		return fmt.Sprintf(f, v)
 	}
-	fmt.Fprintf(w, "%-20s %7d %9d %7.1f %10s %8s %8s %8s %8s %8s %7s %8s %8s %9s %9s %8s %6d %5.2f\n",
-		r.Scenario, r.Conns, r.Msgs, r.Seconds, dash(r.MsgsPerS, "%.0f"),
+	vs := ""
+	if r.GatewayCPUVsSarama > 0 || r.P99VsSarama > 0 || r.HeapVsSarama > 0 {
+		vs = fmt.Sprintf("gw CPU %s, p99 %s, KiB/conn %s",
+			dash(r.GatewayCPUVsSarama, "%.2fx"), dash(r.P99VsSarama, "%.2fx"), dash(r.HeapVsSarama, "%.2fx"))
+	}
+	fmt.Fprintf(w, "%-22s %-8s %7d %9d %7.1f %10s %8s %8s %8s %8s %8s %7s %9s %8s %8s %9s %9s %8s %6d %5.2f %s\n",
+		r.Scenario, r.Engine, r.Conns, r.Msgs, r.Seconds, dash(r.MsgsPerS, "%.0f"),
 		dash(r.P50ms, "%.2f"), dash(r.P99ms, "%.2f"), dash(r.P999ms, "%.2f"),
-		dash(r.AckP50ms, "%.2f"), dash(r.AckP99ms, "%.2f"), dash(r.GatewayCPUus, "%.1f"), dash(r.OtherCPUus, "%.1f"),
+		dash(r.AckP50ms, "%.2f"), dash(r.AckP99ms, "%.2f"), dash(r.GatewayCPUus, "%.1f"), dash(r.GatewayAllocs, "%.1f"), dash(r.OtherCPUus, "%.1f"),
 		dash(r.RSSMiB, "%.0f"), dash(r.HeapPerConnKiB, "%.2f"), dash(r.RSSPerConnKiB, "%.2f"),
-		dash(r.ConnectSeconds, "%.2fs"), r.Instances, r.Load1)
+		dash(r.ConnectSeconds, "%.2fs"), r.Instances, r.Load1, vs)
 	if r.Errors > 0 || r.Lost > 0 {
-		fmt.Fprintf(w, "%-20s   (%d error frames, %d requests without a response)\n", "", r.Errors, r.Lost)
+		fmt.Fprintf(w, "%-31s   (%d error frames, %d requests without a response)\n", "", r.Errors, r.Lost)
 	}
 }
 
@@ -342,15 +435,18 @@ func raiseNoFile() (soft, hard uint64) {
 	return l.Cur, l.Max
 }
 
-func load1() float64 {
+func load1() float64 { return loadAvg()[0] }
+
+// loadAvg returns the 1-, 5- and 15-minute load averages.
+func loadAvg() [3]float64 {
+	var la [3]float64
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
-		return 0
+		return la
 	}
 	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
+	for i := range min(3, len(f)) {
+		la[i], _ = strconv.ParseFloat(f[i], 64)
 	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
+	return la
 }

@@ -207,8 +207,8 @@ type echoWorker struct {
 	group    *kafka.ConsumerGroup
 }
 
-func startEchoWorker(ctx context.Context, env *benchEnv, topic string, partitions int) (*echoWorker, error) {
-	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: env.brokers, Topic: topic, Logger: env.quiet})
+func startEchoWorker(ctx context.Context, env *benchEnv, engine kafka.Engine, topic string, partitions int) (*echoWorker, error) {
+	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: env.brokers, Topic: topic, Engine: engine, Logger: env.quiet})
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +221,7 @@ func startEchoWorker(ctx context.Context, env *benchEnv, topic string, partition
 	}
 	g, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
 		BrokerAddrs: env.brokers, Topics: []string{topic}, GroupName: topic + "-echo",
-		NumWorkers: partitions, Logger: env.quiet,
+		NumWorkers: partitions, Engine: engine, Logger: env.quiet,
 	})
 	if err != nil {
 		w.close()
@@ -247,9 +247,11 @@ func (w *echoWorker) close() {
 	_ = w.producer.Close(ctx)
 }
 
-// roundTrip runs o.devices devices against a fresh gateway: at the offered
-// rate (rate > 0), or each keeping o.window requests outstanding (rate 0).
-func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, run int) (result, error) {
+// roundTrip runs o.devices devices against a fresh gateway on engine: at
+// the offered rate (rate > 0), or each keeping o.window requests
+// outstanding (rate 0). The echo worker runs on o.workerEngine, or on
+// engine when that is empty.
+func roundTrip(ctx context.Context, o options, env *benchEnv, engine kafka.Engine, loop bool, rate, run int) (result, error) {
 	name := "roundtrip"
 	if loop {
 		name = "gateway-only"
@@ -258,12 +260,24 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 	if rate > 0 {
 		scen = fmt.Sprintf("%s@%d/s", name, rate)
 	}
-	r := result{Scenario: scen, Impl: "tcphub", Conns: o.devices, Rate: rate, Broker: env.kind(loop), Load1: load1(), Instances: 1}
+	worker := engine
+	if o.workerEngine != "" {
+		worker = kafka.Engine(o.workerEngine)
+	}
+	r := result{Scenario: scen, Impl: "tcphub", Engine: string(engine), Conns: o.devices, Rate: rate, Broker: env.kind(loop), Load1: load1(), Instances: 1}
+	if !loop {
+		r.WorkerEngine = string(worker)
+	}
 	topic, err := env.newTopic(ctx, "gwbench-rt", int32(o.partitions))
 	if err != nil {
 		return r, err
 	}
-	gw, err := startGateway(env, "gateway", topic, loop)
+	var extra []string
+	if o.linger > 0 && !loop {
+		extra = append(extra, "-linger", o.linger.String())
+		r.LingerMs = float64(o.linger) / float64(time.Millisecond)
+	}
+	gw, err := startGateway(env, engine, "gateway", topic, loop, extra...)
 	if err != nil {
 		return r, err
 	}
@@ -273,7 +287,7 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 		}
 	}()
 	if !loop {
-		w, err := startEchoWorker(ctx, env, topic, o.partitions)
+		w, err := startEchoWorker(ctx, env, worker, topic, o.partitions)
 		if err != nil {
 			return r, err
 		}
@@ -361,7 +375,7 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 	}
 	cpu0 := cpuSeconds()
 	if o.profileDir != "" {
-		p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-cpu-%s-%d.pprof", sanitize(scen), run))
+		p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-cpu-%s-%s-%d.pprof", sanitize(scen), engine, run))
 		if _, err := gw.ask("cpu start "+p, "OK", 10*time.Second); err != nil {
 			return r, err
 		}
@@ -379,7 +393,7 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 		if _, err := gw.ask("cpu stop", "OK", 10*time.Second); err != nil {
 			return r, err
 		}
-		p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-allocs-%s-%d.pprof", sanitize(scen), run))
+		p := filepath.Join(o.profileDir, fmt.Sprintf("gateway-allocs-%s-%s-%d.pprof", sanitize(scen), engine, run))
 		if _, err := gw.ask("allocs "+p, "OK", 30*time.Second); err != nil {
 			return r, err
 		}
@@ -401,7 +415,9 @@ func roundTrip(ctx context.Context, o options, env *benchEnv, loop bool, rate, r
 	r.MsgsPerS = float64(r.Msgs) / r.Seconds
 	r.Lost = l.sentInWin.Load() - r.Msgs - r.Errors
 	if r.Msgs > 0 {
-		r.GatewayCPUus = (gwCPU1 - gwCPU0) / float64(r.Msgs) * 1e6
+		r.GatewayCPUus = (gwCPU1.cpu - gwCPU0.cpu) / float64(r.Msgs) * 1e6
+		r.GatewayAllocs = float64(gwCPU1.allocs-gwCPU0.allocs) / float64(r.Msgs)
+		r.GatewayAllocB = float64(gwCPU1.allocB-gwCPU0.allocB) / float64(r.Msgs)
 		r.OtherCPUus = (cpu1 - cpu0) / float64(r.Msgs) * 1e6
 	}
 	r.P50ms, r.P99ms, r.P999ms = percentiles(resps)
