@@ -12,13 +12,25 @@ import (
 // SaramaConfig returns a Sarama configuration carrying kafkahub's connection
 // settings: protocol version, client id, TLS and SASL, and no implicit topic
 // creation. It is the escape hatch for code that needs raw Sarama next to
-// kafkahub (an admin client, a partition consumer) and must reach the
-// cluster the same way. An empty version or client id takes the default.
+// kafkahub and must reach the cluster the same way: it works as it is for
+// sarama.NewClusterAdmin and for Sarama's consumers and producers. An empty
+// version or client id takes the default.
+//
+// Unlike the clients kafkahub builds for itself, it asks for full metadata
+// (Metadata.Full, Sarama's default): an admin client needs the whole broker
+// list, which Sarama learns only that way, and fails without it ("no
+// specific topics to update metadata"). A long-lived client of a few topics
+// on a cluster of thousands may set Metadata.Full back to false.
 func SaramaConfig(kafkaVersion, clientID string, sec *SecurityConfig) (*sarama.Config, error) {
 	if err := sec.Validate(); err != nil {
 		return nil, err
 	}
-	return newSaramaConfig(orDefault(kafkaVersion, DefaultKafkaVersion), orDefault(clientID, DefaultClientID), DefaultDialTimeout, sec)
+	c, err := newSaramaConfig(orDefault(kafkaVersion, DefaultKafkaVersion), orDefault(clientID, DefaultClientID), DefaultDialTimeout, sec)
+	if err != nil {
+		return nil, err
+	}
+	c.Metadata.Full = true
+	return c, nil
 }
 
 // TopicSpec describes a topic for CreateTopic.
@@ -46,12 +58,9 @@ func CreateTopic(ctx context.Context, brokerAddrs []string, sec *SecurityConfig,
 	if err != nil {
 		return err
 	}
-	// The admin client needs the broker list, which Sarama only learns
-	// from a full metadata request.
-	cfg.Metadata.Full = true
 	client, err := sarama.NewClient(brokerAddrs, cfg)
 	if err != nil {
-		return fmt.Errorf("kafka: connecting to %v: %w", brokerAddrs, err)
+		return fmt.Errorf("kafka: connecting to %v: %w", brokerAddrs, explainAuth(sec, err))
 	}
 	defer client.Close()
 	admin, err := sarama.NewClusterAdminFromClient(client)

@@ -23,8 +23,7 @@ func TestCreateTopic(t *testing.T) {
 	cfg, err := kafka.SaramaConfig("", "", nil)
 	require.NoError(t, err)
 	assert.False(t, cfg.Metadata.AllowAutoTopicCreation)
-	cfg.Metadata.Full = true
-	admin, err := sarama.NewClusterAdmin(cluster.Addrs(), cfg)
+	admin, err := sarama.NewClusterAdmin(cluster.Addrs(), cfg) // used as it is, not adjusted
 	require.NoError(t, err)
 	defer admin.Close()
 	topics, err := admin.DescribeTopics([]string{name})
@@ -45,4 +44,29 @@ func TestCreateTopic(t *testing.T) {
 	require.ErrorIs(t, kafka.CreateTopic(ctx, cluster.Addrs(), nil, kafka.TopicSpec{Name: "x"}), kafka.ErrInvalidConfig)
 	_, err = kafka.SaramaConfig("nope", "", nil)
 	require.ErrorIs(t, err, kafka.ErrInvalidConfig)
+}
+
+// TestSaramaConfigWorksForAConsumer: the same config, unchanged, reads what
+// a kafkahub producer wrote with a raw Sarama consumer.
+func TestSaramaConfigWorksForAConsumer(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, 1)
+	ctx := testCtx(t, 30*time.Second)
+	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic})
+	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("raw")}))
+
+	cfg, err := kafka.SaramaConfig("", "", nil)
+	require.NoError(t, err)
+	consumer, err := sarama.NewConsumer(cluster.Addrs(), cfg)
+	require.NoError(t, err)
+	defer consumer.Close()
+	pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	require.NoError(t, err)
+	defer pc.Close()
+	select {
+	case m := <-pc.Messages():
+		assert.Equal(t, "raw", string(m.Value))
+	case <-ctx.Done():
+		t.Fatal("nothing read")
+	}
 }

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 )
@@ -70,4 +71,16 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 		return nil
 	}
 	return fmt.Errorf("kafka: Raw codec cannot unmarshal into %T (want *[]byte or *string)", v)
+}
+
+// SendValue encodes v with codec into a record with the given key (nil for
+// none) and the content-type header, and sends it with p.Send, which waits
+// for Kafka's acknowledgement. An encoding error is returned before
+// anything is sent.
+func SendValue(ctx context.Context, p IProducer, codec Codec, key []byte, v any) error {
+	msg, err := NewProducerMessage(codec, key, v)
+	if err != nil {
+		return err
+	}
+	return p.Send(ctx, msg)
 }

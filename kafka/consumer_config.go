@@ -23,14 +23,17 @@ const (
 // RebalanceStrategy assigns partitions to the members of a group.
 type RebalanceStrategy string
 
-// Rebalance strategies. Every member of a group must use the same one.
-// Only eager strategies are offered: with Sarama's cooperative protocol a
-// handler gets no signal when one of its partitions is revoked, so its
-// context could not be cancelled as documented.
+// Rebalance strategies. Range, round robin and sticky are eager: at every
+// rebalance every member stops every partition, commits, and rejoins.
+// Cooperative sticky (KIP-429) moves only the partitions that change owner:
+// the others keep being handled through the rebalance. Every member of a
+// group must use the same protocol (eager or cooperative); see
+// docs/CONSUMER.md for moving a live group from one to the other.
 const (
-	RebalanceRange      RebalanceStrategy = "range" // default
-	RebalanceRoundRobin RebalanceStrategy = "roundrobin"
-	RebalanceSticky     RebalanceStrategy = "sticky"
+	RebalanceRange             RebalanceStrategy = "range" // default
+	RebalanceRoundRobin        RebalanceStrategy = "roundrobin"
+	RebalanceSticky            RebalanceStrategy = "sticky"
+	RebalanceCooperativeSticky RebalanceStrategy = "cooperative-sticky"
 )
 
 // Consumer defaults, applied to zero-valued fields of ConsumerGroupConfig.
@@ -39,7 +42,7 @@ const (
 	DefaultBatchSize           = 1
 	DefaultBatchWaitTime       = 200 * time.Millisecond
 	DefaultSessionTimeout      = 10 * time.Second
-	DefaultHeartbeatInterval   = 3 * time.Second
+	DefaultHeartbeatInterval   = time.Second
 	DefaultRebalanceTimeout    = 60 * time.Second
 	DefaultCommitInterval      = time.Second
 	DefaultHandlerRetries      = 3
@@ -58,6 +61,11 @@ type ConsumerGroupConfig struct {
 	Topics []string
 	// GroupName is the consumer group id. Required.
 	GroupName string
+
+	// Engine is the client library beneath: EngineSarama or EngineFranz.
+	// Default: the KAFKAHUB_ENGINE environment variable (EnvEngine), else
+	// EngineSarama.
+	Engine Engine
 
 	// KafkaVersion is the protocol version to speak. Default "3.6.0".
 	KafkaVersion string
@@ -78,13 +86,40 @@ type ConsumerGroupConfig struct {
 	BatchWaitTime time.Duration
 
 	// SessionTimeout, HeartbeatInterval and RebalanceTimeout are the group
-	// membership timings. Defaults 10 s, 3 s and 60 s. A handler must
+	// membership timings. Defaults 10 s, 1 s and 60 s. Members learn of a
+	// rebalance at their next heartbeat, so a partition that moves waits
+	// about one HeartbeatInterval (docs/CONSUMER.md has the measurements
+	// behind the 1 s default). A handler must
 	// return within RebalanceTimeout of its context being cancelled.
 	SessionTimeout    time.Duration
 	HeartbeatInterval time.Duration
 	RebalanceTimeout  time.Duration
-	// RebalanceStrategy. Default RebalanceRange.
+	// RebalanceStrategy. Default RebalanceRange (docs/CONSUMER.md says why,
+	// and when to choose RebalanceCooperativeSticky).
 	RebalanceStrategy RebalanceStrategy
+	// RebalanceFallback is a second strategy offered to the group, for
+	// moving a live group from one strategy to another in two rolling
+	// restarts (docs/CONSUMER.md). While any offered strategy is eager the
+	// member speaks the eager protocol. Default "" (none).
+	RebalanceFallback RebalanceStrategy
+	// GroupInstanceID, when set, makes this member static (KIP-345): a
+	// member that leaves and comes back with the same id within
+	// SessionTimeout gets its partitions back without a rebalance. Each
+	// member of a group needs its own id (a pod name, a host name). With
+	// it set, Stop and Close do not leave the group: the partitions wait
+	// for the member until SessionTimeout, then move. Default "" (dynamic
+	// membership).
+	GroupInstanceID string
+
+	// OnAssigned is called with the partitions a rebalance gives this
+	// member, before any of their messages is handled. OnRevoked is called
+	// with the partitions taken away, after their handlers have returned
+	// and their offsets are committed, before the next owner gets them.
+	// Both run on the engine's rebalance goroutine, never concurrently
+	// with each other, and hold up the rebalance while they run: return
+	// quickly. A panic is recovered and logged. Default nil.
+	OnAssigned RebalanceCallback
+	OnRevoked  RebalanceCallback
 	// CommitInterval is how often marked offsets are committed. Offsets
 	// are also committed at every rebalance, on Stop and on Close.
 	// Default 1 s.
@@ -125,6 +160,12 @@ type ConsumerGroupConfig struct {
 	// handler's context (see TraceID). Default "trace-id".
 	TraceHeader string
 
+	// Telemetry sets tracing and metrics; Hooks adds instrumentation of
+	// your own (docs/OBSERVABILITY.md). Default: traces through the
+	// OpenTelemetry globals, no metrics, no hooks.
+	Telemetry Telemetry
+	Hooks     []ConsumerHooks
+
 	// SecurityConfig sets TLS and SASL. Nil: plaintext.
 	SecurityConfig *SecurityConfig
 	// Logger receives the consumer's logs. Default slog.Default().
@@ -138,6 +179,8 @@ func (c ConsumerGroupConfig) WithDefaults() ConsumerGroupConfig { return c.withD
 func (c ConsumerGroupConfig) withDefaults() ConsumerGroupConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
 	c.Topics = append([]string(nil), c.Topics...)
+	c.Hooks = append([]ConsumerHooks(nil), c.Hooks...)
+	c.Engine = orDefault(c.Engine, defaultEngine())
 	c.KafkaVersion = orDefault(c.KafkaVersion, DefaultKafkaVersion)
 	c.ClientID = orDefault(c.ClientID, DefaultClientID)
 	c.NumWorkers = orDefault(c.NumWorkers, DefaultNumWorkers)
@@ -171,6 +214,9 @@ func (c *ConsumerGroupConfig) Validate() error {
 		return configErr("ConsumerGroupConfig", "is nil")
 	}
 	d := c.withDefaults()
+	if err := validateEngine(d.Engine); err != nil {
+		return err
+	}
 	if err := validateCommon(d.BrokerAddrs, d.MinRetryPeriod, d.MaxRetryPeriod, d.MinBrokersHealthy); err != nil {
 		return err
 	}
@@ -216,9 +262,17 @@ func (c *ConsumerGroupConfig) Validate() error {
 		return configErr("InitialOffset", "unknown value %d", d.InitialOffset)
 	}
 	switch d.RebalanceStrategy {
-	case RebalanceRange, RebalanceRoundRobin, RebalanceSticky:
+	case RebalanceRange, RebalanceRoundRobin, RebalanceSticky, RebalanceCooperativeSticky:
 	default:
-		return configErr("RebalanceStrategy", "unknown strategy %q (want range, roundrobin or sticky)", d.RebalanceStrategy)
+		return configErr("RebalanceStrategy", "unknown strategy %q (want range, roundrobin, sticky or cooperative-sticky)", d.RebalanceStrategy)
+	}
+	switch d.RebalanceFallback {
+	case "", RebalanceRange, RebalanceRoundRobin, RebalanceSticky, RebalanceCooperativeSticky:
+		if d.RebalanceFallback == d.RebalanceStrategy {
+			return configErr("RebalanceFallback", "is the RebalanceStrategy itself (%q)", d.RebalanceFallback)
+		}
+	default:
+		return configErr("RebalanceFallback", "unknown strategy %q (want range, roundrobin, sticky or cooperative-sticky)", d.RebalanceFallback)
 	}
 	if seen[d.DeadLetterTopic] {
 		return configErr("DeadLetterTopic", "%q is also consumed: failures would loop", d.DeadLetterTopic)
@@ -253,16 +307,26 @@ func (c ConsumerGroupConfig) saramaConfig() (*sarama.Config, error) {
 	s.Consumer.Group.Session.Timeout = c.SessionTimeout
 	s.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
 	s.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
-	switch c.RebalanceStrategy {
-	case RebalanceRoundRobin:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
-	case RebalanceSticky:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	default:
-		s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	s.Consumer.Group.InstanceId = c.GroupInstanceID
+	s.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{saramaStrategy(c.RebalanceStrategy)}
+	if c.RebalanceFallback != "" {
+		s.Consumer.Group.Rebalance.GroupStrategies = append(s.Consumer.Group.Rebalance.GroupStrategies, saramaStrategy(c.RebalanceFallback))
 	}
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return s, nil
+}
+
+func saramaStrategy(r RebalanceStrategy) sarama.BalanceStrategy {
+	switch r {
+	case RebalanceRoundRobin:
+		return sarama.NewBalanceStrategyRoundRobin()
+	case RebalanceSticky:
+		return sarama.NewBalanceStrategySticky()
+	case RebalanceCooperativeSticky:
+		return sarama.NewBalanceStrategyCooperativeSticky()
+	default:
+		return sarama.NewBalanceStrategyRange()
+	}
 }

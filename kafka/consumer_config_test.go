@@ -38,7 +38,14 @@ func TestConsumerGroupConfigValidate(t *testing.T) {
 		}, "HeartbeatInterval"},
 		{"bad retries", func(c *kafka.ConsumerGroupConfig) { c.HandlerRetries = -2 }, "HandlerRetries"},
 		{"no retries", func(c *kafka.ConsumerGroupConfig) { c.HandlerRetries = -1 }, ""},
-		{"bad strategy", func(c *kafka.ConsumerGroupConfig) { c.RebalanceStrategy = "cooperative-sticky" }, "RebalanceStrategy"},
+		{"bad strategy", func(c *kafka.ConsumerGroupConfig) { c.RebalanceStrategy = "cooperative" }, "RebalanceStrategy"},
+		{"cooperative sticky", func(c *kafka.ConsumerGroupConfig) { c.RebalanceStrategy = kafka.RebalanceCooperativeSticky }, ""},
+		{"migration fallback", func(c *kafka.ConsumerGroupConfig) {
+			c.RebalanceStrategy, c.RebalanceFallback = kafka.RebalanceCooperativeSticky, kafka.RebalanceRange
+		}, ""},
+		{"fallback is the strategy", func(c *kafka.ConsumerGroupConfig) { c.RebalanceFallback = kafka.RebalanceRange }, "RebalanceFallback"},
+		{"bad fallback", func(c *kafka.ConsumerGroupConfig) { c.RebalanceFallback = "eager" }, "RebalanceFallback"},
+		{"bad engine", func(c *kafka.ConsumerGroupConfig) { c.Engine = "librdkafka" }, "Engine"},
 		{"bad initial offset", func(c *kafka.ConsumerGroupConfig) { c.InitialOffset = 7 }, "InitialOffset"},
 		{"dead letter is consumed", func(c *kafka.ConsumerGroupConfig) { c.DeadLetterTopic = "t" }, "DeadLetterTopic"},
 		{"negative upstream", func(c *kafka.ConsumerGroupConfig) { c.UpstreamBufferSize = -1 }, "UpstreamBufferSize"},

@@ -12,7 +12,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/cenkalti/backoff/v4"
 
-	"github.com/kafkahub/kafkahub/internal/handling"
 	"github.com/kafkahub/kafkahub/internal/statemachine"
 )
 
@@ -26,12 +25,13 @@ var ErrHandlerRegistered = errors.New("kafka: a handler is already registered")
 // (RegisterBatchHandler), or, when neither is registered, the Upstream
 // channel. Start and Stop switch consumption on and off; both return at
 // once and never wait on the network. One goroutine, owned by the consumer,
-// carries out what they ask, in order; State, StateWait and StateChan
-// observe it without taking any lock a caller could hold.
+// carries out what they ask, in order; State, StateWait, StateEntered and
+// InState observe it without taking any lock a caller could hold.
 type ConsumerGroup struct {
 	cfg  ConsumerGroupConfig
 	scfg *sarama.Config
 	log  *slog.Logger
+	obs  consumerObs
 
 	states *statemachine.Machine[State]
 
@@ -47,10 +47,13 @@ type ConsumerGroup struct {
 	registerMu   sync.Mutex
 
 	workers chan int
-	commits *commitSignal
+	assign  *assignment
+	commits *commitSignal // Message.Commit's requests, served by the engine
 	dlt     *Producer
 
-	client atomic.Pointer[sarama.Client]
+	// eng is set once by the controller when it has connected; Checker
+	// reads it from other goroutines.
+	eng atomic.Pointer[groupEngineRef]
 
 	upstream    chan Message
 	errs        *errorSink
@@ -58,12 +61,11 @@ type ConsumerGroup struct {
 	closer      chan struct{}
 	closed      chan struct{}
 	closeOnce   sync.Once
-
-	// session bookkeeping, touched by Sarama's Setup/Cleanup.
-	sessMu        sync.Mutex
-	committerStop chan struct{}
-	committerDone chan struct{}
+	nudge       chan struct{}         // Initialise cuts the backoff wait short
+	lastInit    atomic.Pointer[error] // the last initialisation attempt's error
 }
+
+type groupEngineRef struct{ groupEngine }
 
 // ConsumerGroupChannels are the channels of a ConsumerGroup.
 type ConsumerGroupChannels struct {
@@ -106,10 +108,15 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		intents:     statemachine.NewIntent(),
 		workers:     make(chan int, c.NumWorkers),
 		commits:     newCommitSignal(),
+		assign:      newAssignment(c.OnAssigned, c.OnRevoked, c.Logger),
 		upstream:    make(chan Message, c.UpstreamBufferSize),
 		initialised: make(chan struct{}),
 		closer:      make(chan struct{}),
 		closed:      make(chan struct{}),
+		nudge:       make(chan struct{}, 1),
+	}
+	if g.obs, err = newConsumerObs(g); err != nil {
+		return nil, err
 	}
 	g.errs = newErrorSink(c.ErrorsBufferSize, g.log)
 	for i := range c.NumWorkers {
@@ -119,9 +126,10 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 		// Constructing a producer does no I/O beyond a first attempt,
 		// which a zero-time context skips; it connects in the background.
 		g.dlt, err = NewProducer(expired(), &ProducerConfig{
-			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, KafkaVersion: c.KafkaVersion,
+			BrokerAddrs: c.BrokerAddrs, Topic: c.DeadLetterTopic, Engine: c.Engine, KafkaVersion: c.KafkaVersion,
 			ClientID: c.ClientID, MinRetryPeriod: c.MinRetryPeriod, MaxRetryPeriod: c.MaxRetryPeriod,
 			DialTimeout: c.DialTimeout, SecurityConfig: c.SecurityConfig, Logger: c.Logger,
+			Telemetry: c.Telemetry,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("kafka: dead-letter producer: %w", err)
@@ -145,7 +153,7 @@ func expired() context.Context {
 // RegisterHandler sets the handler that processes each message. Register
 // before Start; a handler registered while consuming takes effect from the
 // next rebalance. It returns ErrHandlerRegistered if a handler or batch
-// handler is already registered.
+// handler is already registered, and ErrClosed once Close has begun.
 func (g *ConsumerGroup) RegisterHandler(ctx context.Context, h Handler) error {
 	if h == nil {
 		return errors.New("kafka: RegisterHandler: nil handler")
@@ -166,6 +174,9 @@ func (g *ConsumerGroup) RegisterBatchHandler(ctx context.Context, h BatchHandler
 func (g *ConsumerGroup) register(ctx context.Context, store func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if isClosed(g.closer) {
+		return ErrClosed
 	}
 	g.registerMu.Lock()
 	defer g.registerMu.Unlock()
@@ -190,22 +201,30 @@ func (g *ConsumerGroup) Stop() { g.intents.Set(false) }
 // StopAndWait stops consumption and waits until it has stopped: in-flight
 // handlers have returned and their offsets are committed. It returns ctx's
 // error if ctx ends first, and nil at once if the consumer is initialising
-// (nothing is in flight) or closed.
+// (nothing is in flight). On a Closing consumer it waits for Close to
+// finish (handlers returned, offsets committed) and, like on a Closed one,
+// returns ErrClosed: nil never stands for a consumer that cannot be
+// started again.
 func (g *ConsumerGroup) StopAndWait(ctx context.Context) error {
-	return g.states.WaitSettled(ctx, g.intents.Set(false), Stopped, Initialising, Closed)
+	return stoppedOrClosed(g.states.WaitSettled(ctx, g.intents.Set(false), Stopped, Initialising, Closed))
 }
 
 // State returns the current state. It never blocks on the consumer's work.
 func (g *ConsumerGroup) State() State { return g.states.Get() }
 
-// StateWait returns nil once the consumer is in state s, or ctx's error.
+// StateWait returns nil once the consumer is in state s, ErrClosed once it
+// is Closing or Closed (s can no longer be reached, unless s is that very
+// state), or ctx's error.
 func (g *ConsumerGroup) StateWait(ctx context.Context, s State) error {
-	return g.states.WaitFor(ctx, s)
+	return g.states.WaitForOr(ctx, s, ErrClosed, Closing, Closed)
 }
 
-// StateChan returns a channel that is closed the next time the consumer
-// enters state s (not if it is in s already: check State first). Use it in
-// a select.
+// StateChan is StateEntered: a channel closed the next time the consumer
+// enters s, not while it is in s.
+//
+// Deprecated: the name hides which of two meanings it has. Use
+// StateEntered for this one, or InState for dp-kafka's (closed while the
+// consumer is in s).
 func (g *ConsumerGroup) StateChan(s State) <-chan struct{} { return g.states.Entered(s) }
 
 // Channels returns the consumer's channels.
@@ -244,11 +263,11 @@ func (g *ConsumerGroup) Checker(ctx context.Context) Health {
 		return Health{Status: HealthCritical, Message: "consumer closed", CheckedAt: time.Now()}
 	default:
 	}
-	var client sarama.Client
-	if c := g.client.Load(); c != nil {
-		client = *c
+	var eng groupEngine
+	if r := g.eng.Load(); r != nil {
+		eng = r.groupEngine
 	}
-	addrs := knownBrokers(client, g.cfg.BrokerAddrs)
+	addrs := knownBrokers(eng, g.cfg.BrokerAddrs)
 	return checkHealth(ctx, addrs, g.scfg, g.cfg.Topics, g.cfg.MinBrokersHealthy)
 }
 
@@ -300,8 +319,12 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 		}
 	}()
 
-	err := retryInit(ctx, g.cfg.MinRetryPeriod, g.cfg.MaxRetryPeriod, nil, g.log,
-		func() { close(firstAttempt) }, g.connect)
+	err := retryInit(ctx, g.cfg.MinRetryPeriod, g.cfg.MaxRetryPeriod, g.nudge, g.log,
+		func() { close(firstAttempt) }, func() error {
+			err := g.connectObserved()
+			g.lastInit.Store(&err)
+			return err
+		})
 	if err != nil {
 		return // closed while initialising
 	}
@@ -328,17 +351,11 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 
 // connect is one initialisation attempt.
 func (g *ConsumerGroup) connect() error {
-	client, err := sarama.NewClient(g.cfg.BrokerAddrs, g.scfg)
+	eng, err := newGroupEngine(g)
 	if err != nil {
-		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+		return explainAuth(g.cfg.SecurityConfig, err)
 	}
-	// NewClient does not talk to the cluster; make sure it answers. A
-	// missing topic is not an initialisation failure: joining reports it.
-	if err := client.RefreshMetadata(g.cfg.Topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-		_ = client.Close()
-		return fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
-	}
-	g.client.Store(&client)
+	g.eng.Store(&groupEngineRef{eng})
 	return nil
 }
 
@@ -346,25 +363,13 @@ func (g *ConsumerGroup) connect() error {
 // reports whether the consumer is closing.
 func (g *ConsumerGroup) consume() (closing bool) {
 	g.states.Set(Starting)
-	client := *g.client.Load()
-	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupName, client)
-	if err != nil {
-		// Only a closed client gets here; treat it as fatal for this period.
-		g.pushError(fmt.Errorf("kafka: creating consumer group: %w", err))
-		g.states.Set(Stopped)
-		g.Stop()
-		return false
-	}
-
-	sessCtx, cancelSess := context.WithCancel(context.Background())
-	loopDone := make(chan struct{})
-	go g.consumeLoop(sessCtx, group, loopDone)
-	errsDone := make(chan struct{})
+	g.obs.joining()
+	eng := g.eng.Load().groupEngine
+	periodCtx, cancelPeriod := context.WithCancel(context.Background())
+	periodDone := make(chan struct{})
 	go func() {
-		defer close(errsDone)
-		for err := range group.Errors() {
-			g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
-		}
+		defer close(periodDone)
+		eng.consume(periodCtx)
 	}()
 
 	for !closing {
@@ -382,12 +387,8 @@ func (g *ConsumerGroup) consume() (closing bool) {
 	} else {
 		g.states.Set(Stopping)
 	}
-	cancelSess()
-	<-loopDone
-	if err := group.Close(); err != nil {
-		g.log.Warn("leaving consumer group", "error", err)
-	}
-	<-errsDone
+	cancelPeriod()
+	<-periodDone
 	if !closing {
 		g.states.Set(Stopped)
 	}
@@ -395,65 +396,37 @@ func (g *ConsumerGroup) consume() (closing bool) {
 	return closing
 }
 
-// consumeLoop calls Consume again after every rebalance (Sarama returns
-// from Consume each time) until ctx ends, backing off after errors.
-func (g *ConsumerGroup) consumeLoop(ctx context.Context, group sarama.ConsumerGroup, done chan struct{}) {
-	defer close(done)
-	b := backoff.NewExponentialBackOff(
+// assigned is the engines' report that tps were assigned to this member:
+// it is consuming.
+func (g *ConsumerGroup) assigned(ctx context.Context, tps []TopicPartition, generation int32) {
+	g.states.Transition(Starting, Consuming)
+	g.log.Info("partitions assigned", "partitions", tps, "generation", generation)
+	g.obs.assigned(tps, generation)
+	g.assign.assigned(ctx, tps)
+}
+
+// revoked is the engines' report that tps were taken away, their handlers
+// returned and their marks committed.
+func (g *ConsumerGroup) revoked(ctx context.Context, tps []TopicPartition) {
+	g.log.Info("partitions revoked", "partitions", tps)
+	g.obs.revoked(tps)
+	g.assign.revoked(ctx, tps)
+}
+
+// rebalancing is the engines' report that the member is rejoining the group
+// (a rebalance, or a retry after an error).
+func (g *ConsumerGroup) rebalancing() {
+	g.states.Transition(Consuming, Starting)
+	g.obs.joining()
+}
+
+// joinBackoff paces an engine's attempts to rejoin after errors.
+func (g *ConsumerGroup) joinBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(g.cfg.MinRetryPeriod),
 		backoff.WithMaxInterval(g.cfg.MaxRetryPeriod),
 		backoff.WithMaxElapsedTime(0),
 	)
-	for {
-		err := group.Consume(ctx, g.cfg.Topics, claimRunner{g: g})
-		if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
-			return
-		}
-		g.states.Transition(Consuming, Starting) // rebalancing, or retrying after an error
-		if err == nil {
-			b.Reset()
-			continue
-		}
-		wait := b.NextBackOff()
-		g.log.Warn("joining consumer group failed; retrying", "retry_in", wait, "error", err)
-		g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
-		if !handling.Sleep(ctx, wait) {
-			return
-		}
-	}
-}
-
-func (g *ConsumerGroup) sessionStarted(sess sarama.ConsumerGroupSession) {
-	stop, done := make(chan struct{}), make(chan struct{})
-	g.sessMu.Lock()
-	g.committerStop, g.committerDone = stop, done
-	g.sessMu.Unlock()
-	// Commit requests from Message.Commit are served here, coalesced, so
-	// no caller waits on a commit round trip.
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-g.commits.ch:
-				sess.Commit()
-			case <-stop:
-				return
-			}
-		}
-	}()
-	g.states.Transition(Starting, Consuming)
-	g.log.Info("consuming", "claims", sess.Claims(), "generation", sess.GenerationID())
-}
-
-func (g *ConsumerGroup) sessionEnded(sess sarama.ConsumerGroupSession) {
-	g.sessMu.Lock()
-	stop, done := g.committerStop, g.committerDone
-	g.sessMu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-done
-	}
-	sess.Commit()
 }
 
 func (g *ConsumerGroup) acquireWorker(ctx context.Context) (int, bool) {
@@ -470,8 +443,8 @@ func (g *ConsumerGroup) releaseWorker(id int) { g.workers <- id }
 // finish releases everything once the controller is done.
 func (g *ConsumerGroup) finish() {
 	g.states.Set(Closing)
-	if c := g.client.Load(); c != nil {
-		if err := (*c).Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+	if r := g.eng.Load(); r != nil {
+		if err := r.close(); err != nil {
 			g.log.Warn("closing client", "error", err)
 		}
 	}
@@ -486,6 +459,7 @@ func (g *ConsumerGroup) finish() {
 	close(g.upstream)
 	close(g.errs.ch)
 	g.states.Set(Closed)
+	g.obs.close()
 	close(g.closed)
 	g.log.Info("consumer group closed")
 }

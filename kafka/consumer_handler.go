@@ -6,14 +6,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkahub/kafkahub/internal/handling"
 )
 
 // Handler processes one message. It runs on one of NumWorkers workers,
 // identified by workerID (0 to NumWorkers-1). Returning nil commits the
-// message; an error is retried as HandlerRetries says. ctx is the message's
+// message; an error is retried as HandlerRetries says, unless it is marked
+// with Permanent (no retry) or NoCommit (no commit). ctx is the message's
 // context: cancelled on revocation, Stop and Close.
 type Handler func(ctx context.Context, workerID int, msg Message) error
 
@@ -62,54 +61,42 @@ func (e *HandlerError) Error() string {
 // Unwrap returns the handler's last error.
 func (e *HandlerError) Unwrap() error { return e.Err }
 
-// claimRunner is the Sarama group handler: it feeds each claimed partition
-// to the user's handler, batch handler or the Upstream channel.
-type claimRunner struct{ g *ConsumerGroup }
-
-func (r claimRunner) Setup(sess sarama.ConsumerGroupSession) error {
-	r.g.sessionStarted(sess)
-	return nil
-}
-
-// Cleanup runs once every ConsumeClaim of the session has returned, so every
-// offset marked by a finished handler is committed before the partitions go
-// to their next owner.
-func (r claimRunner) Cleanup(sess sarama.ConsumerGroupSession) error {
-	r.g.sessionEnded(sess)
-	return nil
-}
-
-func (r claimRunner) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	g := r.g
-	ctx := sess.Context()
+// runClaim is the claim loop: it feeds one assigned partition to the
+// user's handler, batch handler or the Upstream channel until the claim
+// ends. Engines run it on a goroutine per claim; its return tells them the
+// partition's marks are final.
+func runClaim[R any](g *ConsumerGroup, c claim[R]) {
+	ctx := c.ctx()
 	if bh := g.batchHandler.Load(); bh != nil {
-		return r.consumeBatches(ctx, sess, claim, *bh)
+		consumeBatches(g, c, *bh)
+		return
 	}
+	msgs := c.records()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case sm, ok := <-claim.Messages():
-			if !ok {
-				return nil
+			return
+		case r, ok := <-msgs:
+			if !ok || !g.assign.gate(ctx, c.topic(), c.partition()) {
+				return
 			}
 			if h := g.handler.Load(); h != nil {
-				if !r.handleBurst(ctx, sess, claim, sm, *h) {
-					return nil
+				if !handleBurst(g, c, r, *h) {
+					return
 				}
 				continue
 			}
-			m := newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader)
+			m := g.newMessage(ctx, c, c.convert(r))
 			m.released = make(chan struct{})
 			select {
 			case g.upstream <- m:
 			case <-ctx.Done():
-				return nil
+				return
 			}
 			select {
 			case <-m.released:
 			case <-ctx.Done():
-				return nil
+				return
 			}
 		}
 	}
@@ -121,49 +108,56 @@ func (r claimRunner) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 // message, the consumer's largest cost over raw Sarama (docs/BENCHMARKS.md).
 const burstMax = 16
 
-// handleBurst handles sm and then, holding the same worker, the messages
+// handleBurst handles r and then, holding the same worker, the records
 // the claim has already buffered (up to burstMax), taking each with a
 // non-blocking receive. It reports false when the claim must stop.
-func (r claimRunner) handleBurst(ctx context.Context, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, sm *sarama.ConsumerMessage, h Handler) bool {
-	g := r.g
+func handleBurst[R any](g *ConsumerGroup, c claim[R], r R, h Handler) bool {
+	ctx := c.ctx()
 	id, ok := g.acquireWorker(ctx)
 	if !ok {
 		return false
 	}
 	defer g.releaseWorker(id)
-	msgs := claim.Messages()
+	msgs := c.records()
 	for i := 0; ; i++ {
-		m := newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader)
-		if !g.runWithPolicy(ctx, []*groupMessage{m}, func() error { return h(m.ctx, id, m) }) {
+		m := g.newMessage(ctx, c, c.convert(r))
+		commit, ok := g.runWithPolicy(ctx, []*groupMessage{m}, func(hctx context.Context) error { return h(hctx, id, m) })
+		if !ok {
 			return false
 		}
-		m.mark()
-		if i+1 >= burstMax || ctx.Err() != nil {
+		if commit {
+			m.mark()
+			observeMark(g, c, m.rec.offset, 1)
+		}
+		// A pause ends the burst, so a paused partition never holds a
+		// worker while it waits.
+		if i+1 >= burstMax || ctx.Err() != nil || g.assign.npaused.Load() > 0 {
 			return ctx.Err() == nil
 		}
 		select {
 		case next, ok := <-msgs:
 			if !ok {
-				return true // the next receive in ConsumeClaim sees the close
+				return true // the next receive in runClaim sees the close
 			}
-			sm = next
+			r = next
 		default:
 			return true
 		}
 	}
 }
 
-func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, bh BatchHandler) error {
-	g := r.g
+func consumeBatches[R any](g *ConsumerGroup, c claim[R], bh BatchHandler) {
+	ctx := c.ctx()
 	size, wait := g.cfg.BatchSize, g.cfg.BatchWaitTime
 	batch := make([]*groupMessage, 0, size)
-	add := func(sm *sarama.ConsumerMessage) {
-		batch = append(batch, newGroupMessage(ctx, sm, sess, g.commits, g.cfg.TraceHeader))
+	add := func(r R) {
+		batch = append(batch, g.newMessage(ctx, c, c.convert(r)))
 	}
 	timer := time.NewTimer(wait)
 	timer.Stop()
 	defer timer.Stop()
 	var timeout <-chan time.Time
+	msgs := c.records()
 
 	flush := func() bool {
 		timer.Stop()
@@ -173,17 +167,18 @@ func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGro
 			return false
 		}
 		defer g.releaseWorker(id)
-		msgs := make([]Message, len(batch))
+		out := make([]Message, len(batch))
 		for i, m := range batch {
-			msgs[i] = m
+			out[i] = m
 		}
-		done := g.runWithPolicy(ctx, batch, func() error { return bh(batch[0].ctx, msgs) })
-		if done {
+		commit, done := g.runWithPolicy(ctx, batch, func(hctx context.Context) error { return bh(hctx, out) })
+		if commit {
 			// Offsets are positions: marking the last marks the batch.
 			for _, m := range batch[:len(batch)-1] {
 				m.committed.Store(true)
 			}
 			batch[len(batch)-1].mark()
+			observeMark(g, c, batch[len(batch)-1].rec.offset, len(batch))
 		}
 		batch = make([]*groupMessage, 0, size)
 		return done
@@ -191,12 +186,12 @@ func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGro
 	for {
 		select {
 		case <-ctx.Done():
-			return nil // an unfinished batch is not committed: the next owner gets it
-		case sm, ok := <-claim.Messages():
-			if !ok {
-				return nil
+			return // an unfinished batch is not committed: the next owner gets it
+		case r, ok := <-msgs:
+			if !ok || !g.assign.gate(ctx, c.topic(), c.partition()) {
+				return
 			}
-			add(sm)
+			add(r)
 			if len(batch) == 1 {
 				timer.Reset(wait)
 				timeout = timer.C
@@ -206,54 +201,69 @@ func (r claimRunner) consumeBatches(ctx context.Context, sess sarama.ConsumerGro
 		fill:
 			for len(batch) < size {
 				select {
-				case sm, ok := <-claim.Messages():
+				case r, ok := <-msgs:
 					if !ok {
 						break fill
 					}
-					add(sm)
+					add(r)
 				default:
 					break fill
 				}
 			}
 			if len(batch) >= size && !flush() {
-				return nil
+				return
 			}
 		case <-timeout:
 			if !flush() {
-				return nil
+				return
 			}
 		}
 	}
 }
 
 // runWithPolicy calls the handler until it succeeds or the retries are
-// spent, then skips or dead-letters. It returns true when the messages may
-// be committed and false when ctx ended first (they must not be).
-func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func() error) bool {
-	first := msgs[0].sm
-	r := g.policy().Run(ctx, call, func(attempt int, wait time.Duration, err error) {
-		g.log.Warn("handler failed; retrying", "topic", first.Topic, "partition", first.Partition,
-			"offset", first.Offset, "attempt", attempt, "retry_in", wait, "error", err)
+// spent (at once for a Permanent error), then skips or dead-letters. It
+// reports whether the messages may be committed (not after NoCommit), and
+// ok false when ctx ended first (they must not be, and the claim stops).
+// call gets the handler's context: the first message's, with the hooks'
+// spans.
+func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage, call func(context.Context) error) (commit, ok bool) {
+	first := &msgs[0].rec
+	run := g.obs.startHandling(msgs[0].ctx, msgs)
+	r := g.policy().Run(ctx, func() error { return run.call(call) }, func(attempt int, wait time.Duration, err error) {
+		run.retry(attempt, wait, err)
+		g.log.Warn("handler failed; retrying", "topic", first.topic, "partition", first.partition,
+			"offset", first.offset, "attempt", attempt, "retry_in", wait, "error", err)
 	})
 	if r.Interrupted {
 		g.log.Info("handler interrupted; messages left uncommitted for the next owner",
-			"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "error", r.Err)
-		return false
+			"topic", first.topic, "partition", first.partition, "offset", first.offset, "error", r.Err)
+		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, Interrupted: true})
+		return false, false
+	}
+	if r.NoCommit {
+		g.log.Info("handler asked not to commit; messages left unmarked",
+			"topic", first.topic, "partition", first.partition, "offset", first.offset, "count", len(msgs), "error", r.Err)
+		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err})
+		return false, true
 	}
 	if r.Err == nil {
-		return true
+		run.done(HandleOutcome{Attempts: r.Attempts})
+		return true, true
 	}
-	herr := &HandlerError{Topic: first.Topic, Partition: first.Partition, Offset: first.Offset,
+	herr := &HandlerError{Topic: first.topic, Partition: first.partition, Offset: first.offset,
 		Count: len(msgs), Attempts: r.Attempts, Err: r.Err}
 	if g.dlt != nil {
 		if !g.deadLetter(ctx, msgs, herr) {
-			return false
+			run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, Interrupted: true})
+			return false, false
 		}
 		herr.DeadLettered = true
 	}
+	run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, DeadLettered: herr.DeadLettered})
 	g.log.Error("handler failed; giving up on the messages", "error", herr)
 	g.pushError(herr)
-	return true
+	return true, true
 }
 
 func (g *ConsumerGroup) policy() handling.Policy {

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/IBM/sarama"
 )
 
 // Message is a consumed record.
@@ -29,7 +27,9 @@ type Message interface {
 	Header(key string) ([]byte, bool)
 	Timestamp() time.Time
 	// Context is cancelled when the message's partition is revoked, and on
-	// Stop and Close; it carries the trace id of the trace header.
+	// Stop and Close; it carries the trace id of the trace header and the
+	// OpenTelemetry trace context of the record's headers (inside a
+	// handler, the process span; see docs/OBSERVABILITY.md).
 	Context() context.Context
 	// Commit marks the message as processed. Its offset is committed with
 	// the next batch of commits, which Commit brings forward; offsets are
@@ -42,46 +42,44 @@ type Message interface {
 	CommitAndRelease()
 }
 
-// groupMessage is the Message the consumer group hands out.
+// groupMessage is the Message the consumer group hands out, whatever the
+// engine.
 type groupMessage struct {
-	sm      *sarama.ConsumerMessage
+	rec     record
 	ctx     context.Context
-	sess    sarama.ConsumerGroupSession
+	claim   marker
 	commits *commitSignal
 
 	once      sync.Once
 	released  chan struct{}
 	committed atomic.Bool
-	headers   []Header
 }
 
-func newGroupMessage(ctx context.Context, sm *sarama.ConsumerMessage, sess sarama.ConsumerGroupSession, commits *commitSignal, traceHeader string) *groupMessage {
-	m := &groupMessage{sm: sm, sess: sess, commits: commits}
-	m.headers = make([]Header, 0, len(sm.Headers))
-	for _, h := range sm.Headers {
-		if h == nil {
-			continue
-		}
-		m.headers = append(m.headers, Header{Key: string(h.Key), Value: h.Value})
-		if string(h.Key) == traceHeader && len(h.Value) > 0 && TraceID(ctx) == "" {
-			ctx = WithTraceID(ctx, string(h.Value))
+func newGroupMessage(ctx context.Context, claim marker, rec record, commits *commitSignal, traceHeader string) *groupMessage {
+	m := &groupMessage{rec: rec, claim: claim, commits: commits}
+	if TraceID(ctx) == "" {
+		for _, h := range rec.headers {
+			if h.Key == traceHeader && len(h.Value) > 0 {
+				ctx = WithTraceID(ctx, string(h.Value))
+				break
+			}
 		}
 	}
 	m.ctx = ctx
 	return m
 }
 
-func (m *groupMessage) Topic() string            { return m.sm.Topic }
-func (m *groupMessage) Partition() int32         { return m.sm.Partition }
-func (m *groupMessage) Offset() int64            { return m.sm.Offset }
-func (m *groupMessage) Key() []byte              { return m.sm.Key }
-func (m *groupMessage) Value() []byte            { return m.sm.Value }
-func (m *groupMessage) Headers() []Header        { return m.headers }
-func (m *groupMessage) Timestamp() time.Time     { return m.sm.Timestamp }
+func (m *groupMessage) Topic() string            { return m.rec.topic }
+func (m *groupMessage) Partition() int32         { return m.rec.partition }
+func (m *groupMessage) Offset() int64            { return m.rec.offset }
+func (m *groupMessage) Key() []byte              { return m.rec.key }
+func (m *groupMessage) Value() []byte            { return m.rec.value }
+func (m *groupMessage) Headers() []Header        { return m.rec.headers }
+func (m *groupMessage) Timestamp() time.Time     { return m.rec.timestamp }
 func (m *groupMessage) Context() context.Context { return m.ctx }
 
 func (m *groupMessage) Header(key string) ([]byte, bool) {
-	for _, h := range m.headers {
+	for _, h := range m.rec.headers {
 		if h.Key == key {
 			return h.Value, true
 		}
@@ -92,7 +90,7 @@ func (m *groupMessage) Header(key string) ([]byte, bool) {
 // mark records the offset for the next commit.
 func (m *groupMessage) mark() {
 	if m.committed.CompareAndSwap(false, true) {
-		m.sess.MarkMessage(m.sm, "")
+		m.claim.mark(m.rec.offset)
 	}
 }
 

@@ -58,7 +58,7 @@ func TestConsumerGroupStateMachine(t *testing.T) {
 
 		Convey("when Start is called while initialising and the cluster then comes up", func() {
 			g.Start()
-			consuming := g.StateChan(kafka.Consuming)
+			consuming := g.StateEntered(kafka.Consuming)
 			kafkatest.NewCluster(t, kafkatest.Ports(port), kafkatest.SeedTopics(2, topic))
 
 			Convey("it initialises and goes on to consume", func() {
@@ -70,8 +70,8 @@ func TestConsumerGroupStateMachine(t *testing.T) {
 		Convey("when Start then Stop are called while initialising and the cluster comes up", func() {
 			g.Start()
 			g.Stop()
-			stopped := g.StateChan(kafka.Stopped)
-			starting := g.StateChan(kafka.Starting)
+			stopped := g.StateEntered(kafka.Stopped)
+			starting := g.StateEntered(kafka.Starting)
 			kafkatest.NewCluster(t, kafkatest.Ports(port), kafkatest.SeedTopics(2, topic))
 
 			Convey("the last request wins: it stays Stopped", func() {
@@ -115,7 +115,7 @@ func TestConsumerGroupStateMachine(t *testing.T) {
 		So(stateWithin(g, kafka.Stopped, specWait), ShouldBeNil)
 
 		Convey("Start goes through Starting to Consuming", func() {
-			starting, consuming := g.StateChan(kafka.Starting), g.StateChan(kafka.Consuming)
+			starting, consuming := g.StateEntered(kafka.Starting), g.StateEntered(kafka.Consuming)
 			g.Start()
 			So(within(starting, specWait), ShouldBeTrue)
 			So(within(consuming, specWait), ShouldBeTrue)
@@ -126,7 +126,7 @@ func TestConsumerGroupStateMachine(t *testing.T) {
 			})
 
 			Convey("Stop goes through Stopping to Stopped", func() {
-				stopping, stopped := g.StateChan(kafka.Stopping), g.StateChan(kafka.Stopped)
+				stopping, stopped := g.StateEntered(kafka.Stopping), g.StateEntered(kafka.Stopped)
 				g.Stop()
 				So(within(stopping, specWait), ShouldBeTrue)
 				So(within(stopped, specWait), ShouldBeTrue)
@@ -138,18 +138,18 @@ func TestConsumerGroupStateMachine(t *testing.T) {
 			})
 
 			Convey("Close goes through Closing to Closed", func() {
-				closing := g.StateChan(kafka.Closing)
+				closing := g.StateEntered(kafka.Closing)
 				ctx, cancel := context.WithTimeout(context.Background(), specWait)
 				defer cancel()
 				So(g.Close(ctx), ShouldBeNil)
 				So(within(closing, time.Second), ShouldBeTrue)
 				So(g.State(), ShouldEqual, kafka.Closed)
 
-				Convey("and Close, Stop, Start and StopAndWait afterwards are harmless", func() {
+				Convey("and Close, Stop, Start and StopAndWait afterwards are harmless; StopAndWait says ErrClosed", func() {
 					So(g.Close(ctx), ShouldBeNil)
 					g.Stop()
 					g.Start()
-					So(g.StopAndWait(ctx), ShouldBeNil)
+					So(g.StopAndWait(ctx), ShouldEqual, kafka.ErrClosed)
 					So(g.State(), ShouldEqual, kafka.Closed)
 				})
 			})

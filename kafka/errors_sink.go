@@ -3,8 +3,6 @@ package kafka
 import (
 	"log/slog"
 	"sync/atomic"
-
-	"github.com/IBM/sarama"
 )
 
 // errorSink is the buffered Errors channel of a producer or consumer. It
@@ -29,17 +27,13 @@ func (s *errorSink) push(err error) {
 	}
 }
 
-// knownBrokers returns the brokers the cluster advertises once client has
-// connected, else the bootstrap addresses: health checks ask every broker,
-// not only the seeds.
-func knownBrokers(client sarama.Client, bootstrap []string) []string {
-	if client != nil {
-		if bs := client.Brokers(); len(bs) > 0 {
-			addrs := make([]string, len(bs))
-			for i, b := range bs {
-				addrs[i] = b.Addr()
-			}
-			return addrs
+// knownBrokers returns the brokers the cluster advertises once the engine
+// has connected, else the bootstrap addresses: health checks ask every
+// broker, not only the seeds.
+func knownBrokers(eng interface{ brokers() []string }, bootstrap []string) []string {
+	if eng != nil {
+		if bs := eng.brokers(); len(bs) > 0 {
+			return bs
 		}
 	}
 	return bootstrap

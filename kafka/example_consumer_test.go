@@ -70,9 +70,10 @@ func ExampleConsumerGroup_RegisterHandler() {
 	// Stopped
 }
 
-// ExampleConsumerGroup_StateChan waits for a state inside a select, with no
-// lock held by the caller.
-func ExampleConsumerGroup_StateChan() {
+// ExampleConsumerGroup_InState waits for a state inside a select, with no
+// lock held by the caller. InState's channel is ready at once if the
+// consumer is in the state already; StateEntered's waits for the next entry.
+func ExampleConsumerGroup_InState() {
 	topic := kafkatest.UniqueName("events")
 	cluster, err := kafkatest.StartCluster(kafkatest.SeedTopics(1, topic))
 	if err != nil {
@@ -89,10 +90,9 @@ func ExampleConsumerGroup_StateChan() {
 	}
 	defer group.Close(ctx)
 
-	consuming := group.StateChan(kafka.Consuming)
 	group.Start()
 	select {
-	case <-consuming:
+	case <-group.InState(kafka.Consuming):
 		fmt.Println("consuming")
 	case <-ctx.Done():
 		fmt.Println("timed out in state", group.State())

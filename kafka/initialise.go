@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -49,5 +50,54 @@ func retryInit(ctx context.Context, minPeriod, maxPeriod time.Duration, nudge <-
 			}
 		case <-timer.C:
 		}
+	}
+}
+
+// Initialise waits until the consumer has connected, cutting short the
+// current backoff wait so that an attempt is made now. It returns nil once
+// initialised, ErrClosed once Close has begun (even if the consumer had
+// connected before), or an error wrapping ErrNotInitialised, ctx.Err() and
+// the last connection error.
+func (g *ConsumerGroup) Initialise(ctx context.Context) error {
+	return waitInitialised(ctx, g.nudge, g.initialised, g.closer, func() error {
+		if last := g.lastInit.Load(); last != nil {
+			return *last
+		}
+		return nil
+	})
+}
+
+// waitInitialised is Initialise for producers and consumers. A closed
+// client returns ErrClosed every time: after Close both initialised and
+// closer may be closed, and a select between two ready channels picks
+// either, so closer is checked first on its own.
+func waitInitialised(ctx context.Context, nudge chan<- struct{}, initialised, closer <-chan struct{}, lastErr func() error) error {
+	if isClosed(closer) {
+		return ErrClosed
+	}
+	select {
+	case nudge <- struct{}{}:
+	default: // an attempt is already due
+	}
+	select {
+	case <-initialised:
+		return nil
+	case <-closer:
+		return ErrClosed
+	case <-ctx.Done():
+		if last := lastErr(); last != nil {
+			return fmt.Errorf("%w: %w (last attempt: %w)", ErrNotInitialised, ctx.Err(), last)
+		}
+		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
+	}
+}
+
+// isClosed reports whether ch, a client's closer, is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

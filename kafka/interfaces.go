@@ -27,9 +27,13 @@ type IConsumerGroup interface {
 	StopAndWait(ctx context.Context) error
 	State() State
 	StateWait(ctx context.Context, s State) error
+	StateEntered(s State) <-chan struct{}
+	InState(s State) <-chan struct{}
+	// Deprecated: StateChan is StateEntered; see ConsumerGroup.StateChan.
 	StateChan(s State) <-chan struct{}
 	Channels() ConsumerGroupChannels
 	IsInitialised() bool
+	Initialise(ctx context.Context) error
 	DroppedErrors() uint64
 	Checker(ctx context.Context) Health
 	OnHealthChange(h Health)

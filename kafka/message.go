@@ -1,10 +1,13 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Header is one Kafka record header. Keys need not be unique.
@@ -31,6 +34,10 @@ type ProducerMessage struct {
 	// Partition, when not nil, sends the record to that partition and
 	// ignores Key for partitioning: new(int32(3)).
 	Partition *int32
+	// Context, when not nil, is the context of a record sent on Output:
+	// its trace context goes into the record's headers (Send uses its own
+	// context argument instead). Nil: context.Background().
+	Context context.Context
 	// OnDelivery, when not nil, is called exactly once with the outcome,
 	// from the producer's own goroutine: it must return quickly. Messages
 	// with OnDelivery do not report failures on the Errors channel.
@@ -62,15 +69,21 @@ func (e *ProducerError) Error() string {
 // Unwrap returns the underlying error.
 func (e *ProducerError) Unwrap() error { return e.Err }
 
-// Is maps Sarama's size error onto ErrMessageTooLarge.
+// Is maps the engines' size errors onto ErrMessageTooLarge.
 func (e *ProducerError) Is(target error) bool {
-	return target == ErrMessageTooLarge && errors.Is(e.Err, sarama.ErrMessageSizeTooLarge)
+	return target == ErrMessageTooLarge &&
+		(errors.Is(e.Err, sarama.ErrMessageSizeTooLarge) || errors.Is(e.Err, kerr.MessageTooLarge))
 }
 
-// envelope travels with a record through Sarama (as its Metadata) so the
-// delivery report finds its way back to the caller.
+// envelope travels with a record through the engine so the delivery report
+// finds its way back to the caller.
 type envelope struct {
 	msg     *ProducerMessage
 	deliver func(Delivery) // nil: report failures on Errors
 	trace   string
+	ctx     context.Context // Send's; after the hooks, the one they returned
+	topic   string          // set by dispatch: msg.Topic or the producer's
+	headers []Header        // set by dispatch: defaults, msg.Headers, trace
+	start   time.Time       // when the hooks saw it (only if one needs timing)
+	sent    bool            // the hooks saw it: OnDelivered is owed
 }

@@ -24,13 +24,22 @@ func (partitioner) Partition(m *sarama.ProducerMessage, n int32) (int32, error) 
 		return p, nil
 	}
 	if m.Key == nil {
-		return rand.Int32N(n), nil
+		return keyPartition(nil, n), nil
 	}
 	key, err := m.Key.Encode()
 	if err != nil {
 		return 0, err
 	}
-	return int32(murmur2(key)&0x7fffffff) % n, nil
+	return keyPartition(key, n), nil
+}
+
+// keyPartition places a record without an explicit partition among n, for
+// every engine: murmur2 of the key, or a random partition for a nil key.
+func keyPartition(key []byte, n int32) int32 {
+	if key == nil {
+		return rand.Int32N(n)
+	}
+	return int32(murmur2(key)&0x7fffffff) % n
 }
 
 // RequiresConsistency keeps keyed records on their partition even while its

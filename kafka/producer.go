@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,8 +19,9 @@ import (
 // Output channel, which does not. Close flushes and releases everything.
 type Producer struct {
 	cfg  ProducerConfig
-	scfg *sarama.Config
+	scfg *sarama.Config // the Sarama engine's settings; health checks use them on every engine
 	log  *slog.Logger
+	obs  producerObs
 
 	output      chan *ProducerMessage
 	in          chan *envelope
@@ -32,15 +34,14 @@ type Producer struct {
 	// mu guards the fields below. It is never held during network I/O or
 	// a blocking channel operation.
 	mu       sync.Mutex
-	client   sarama.Client
-	async    sarama.AsyncProducer
+	eng      producerEngine // set once by the successful connect
 	lastInit error
 
 	defaultHeaders atomic.Pointer[[]Header]
 
 	stopInit  context.CancelFunc
 	initDone  chan struct{} // closed when the initialisation goroutine exits
-	pipeline  sync.WaitGroup
+	intakeEnd chan struct{} // closed when intake has closed the engine
 	closeOnce sync.Once
 }
 
@@ -91,6 +92,10 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 		closed:      make(chan struct{}),
 		nudge:       make(chan struct{}, 1),
 		initDone:    make(chan struct{}),
+		intakeEnd:   make(chan struct{}),
+	}
+	if p.obs, err = newProducerObs(c); err != nil {
+		return nil, err
 	}
 	p.errs = newErrorSink(c.ErrorsBufferSize, p.log)
 	empty := []Header{}
@@ -102,7 +107,7 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 	go func() {
 		defer close(p.initDone)
 		_ = retryInit(initCtx, c.MinRetryPeriod, c.MaxRetryPeriod, p.nudge, p.log,
-			func() { close(firstAttempt) }, p.connect)
+			func() { close(firstAttempt) }, p.connectObserved)
 	}()
 	select {
 	case <-firstAttempt:
@@ -113,36 +118,19 @@ func NewProducer(ctx context.Context, cfg *ProducerConfig) (*Producer, error) {
 
 // connect is one initialisation attempt.
 func (p *Producer) connect() error {
-	client, err := sarama.NewClient(p.cfg.BrokerAddrs, p.scfg)
+	eng, err := newProducerEngine(p)
 	if err != nil {
+		err = explainAuth(p.cfg.SecurityConfig, err)
 		p.setInitErr(err)
-		return fmt.Errorf("connecting to %v: %w", p.cfg.BrokerAddrs, err)
-	}
-	// NewClient does not talk to the cluster when it has no topics to
-	// look up; ask now, so an unreachable cluster fails this attempt in
-	// about a second instead of in the idempotent producer's much longer
-	// init retries. A missing topic still proves the brokers answer.
-	if err := client.RefreshMetadata(p.cfg.Topic); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-		_ = client.Close()
-		p.setInitErr(err)
-		return fmt.Errorf("connecting to %v: %w", p.cfg.BrokerAddrs, err)
-	}
-	async, err := sarama.NewAsyncProducerFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		p.setInitErr(err)
-		return fmt.Errorf("creating producer: %w", err)
+		return err
 	}
 	p.mu.Lock()
-	p.client, p.async, p.lastInit = client, async, nil
+	p.eng, p.lastInit = eng, nil
 	p.mu.Unlock()
 
-	p.pipeline.Add(3)
-	go p.intake(async)
-	go p.successes(async)
-	go p.failures(async)
+	go p.intake(eng)
 	close(p.initialised)
-	p.log.Info("producer initialised", "brokers", p.cfg.BrokerAddrs)
+	p.log.Info("producer initialised", "brokers", p.cfg.BrokerAddrs, "engine", p.cfg.Engine)
 	return nil
 }
 
@@ -152,108 +140,95 @@ func (p *Producer) setInitErr(err error) {
 	p.mu.Unlock()
 }
 
-// intake forwards records to Sarama until Close begins, then flushes what
-// Output still holds and closes the Sarama producer.
-func (p *Producer) intake(async sarama.AsyncProducer) {
-	defer p.pipeline.Done()
+// intake forwards records to the engine until Close begins, then flushes
+// what Output still holds and closes the engine, which reports every record
+// it accepted before returning.
+func (p *Producer) intake(eng producerEngine) {
+	defer close(p.intakeEnd)
 	for {
 		select {
 		case m := <-p.output:
-			p.dispatch(async, &envelope{msg: m}, "")
+			p.dispatch(eng, envelope{msg: m})
 			// Drain what Output already holds with cheap non-blocking
 			// receives instead of a three-way select per record.
 		burst:
 			for range 255 {
 				select {
 				case m := <-p.output:
-					p.dispatch(async, &envelope{msg: m}, "")
+					p.dispatch(eng, envelope{msg: m})
 				default:
 					break burst
 				}
 			}
 		case env := <-p.in:
-			p.dispatch(async, env, env.trace)
+			p.dispatch(eng, *env)
 		case <-p.closer:
 			for {
 				select {
 				case m := <-p.output:
-					p.dispatch(async, &envelope{msg: m}, "")
+					p.dispatch(eng, envelope{msg: m})
 					continue
 				default:
 				}
 				break
 			}
-			async.AsyncClose()
+			eng.close()
 			return
 		}
 	}
 }
 
-func (p *Producer) dispatch(async sarama.AsyncProducer, env *envelope, trace string) {
-	if env.msg == nil {
+// dispatch completes env (topic, headers) and hands it to the engine, or
+// fails it when it is too large.
+func (p *Producer) dispatch(eng producerEngine, env envelope) {
+	m := env.msg
+	if m == nil {
 		p.log.Error("nil *ProducerMessage sent on Output: ignored")
 		return
 	}
-	sm := p.toSarama(env, trace)
-	// Checked here rather than left to Sarama, which reports it as a
-	// configuration error that callers cannot tell apart from others.
-	if size := sm.ByteSize(2); size > p.cfg.MaxMessageBytes {
-		p.fail(env, sm.Topic, fmt.Errorf("%w: %d bytes > MaxMessageBytes %d", ErrMessageTooLarge, size, p.cfg.MaxMessageBytes))
+	env.topic = orDefault(m.Topic, p.cfg.Topic)
+	env.headers = p.headers(m, env.trace)
+	p.obs.send(&env)
+	// Checked here rather than left to the engine, which may report it as
+	// a configuration error that callers cannot tell apart from others.
+	if size := recordByteSize(m.Key, m.Value, env.headers); size > p.cfg.MaxMessageBytes {
+		p.fail(&env, fmt.Errorf("%w: %d bytes > MaxMessageBytes %d", ErrMessageTooLarge, size, p.cfg.MaxMessageBytes))
 		return
 	}
-	async.Input() <- sm
+	eng.produce(env)
 }
 
-// outgoing holds the Sarama message and its envelope in one allocation.
-type outgoing struct {
-	sm  sarama.ProducerMessage
-	env envelope
-}
-
-// keyEncoder and valueEncoder are pointer-shaped, so storing them in
-// sarama.Encoder fields allocates nothing (sarama.ByteEncoder boxes a slice).
-type keyEncoder struct{ m *ProducerMessage }
-
-func (e keyEncoder) Encode() ([]byte, error) { return e.m.Key, nil }
-func (e keyEncoder) Length() int             { return len(e.m.Key) }
-
-type valueEncoder struct{ m *ProducerMessage }
-
-func (e valueEncoder) Encode() ([]byte, error) { return e.m.Value, nil }
-func (e valueEncoder) Length() int             { return len(e.m.Value) }
-
-func (p *Producer) toSarama(env *envelope, trace string) *sarama.ProducerMessage {
-	m := env.msg
-	o := &outgoing{env: *env}
-	sm := &o.sm
-	sm.Topic, sm.Metadata = orDefault(m.Topic, p.cfg.Topic), &o.env
-	if m.Key != nil {
-		sm.Key = keyEncoder{m}
-	}
-	if m.Value != nil {
-		sm.Value = valueEncoder{m}
-	}
+// headers returns the record's headers: the defaults it does not override,
+// its own, then the trace header. Without defaults or a trace id it returns
+// m.Headers itself, allocating nothing.
+func (p *Producer) headers(m *ProducerMessage, trace string) []Header {
 	defaults := *p.defaultHeaders.Load()
-	n := len(defaults) + len(m.Headers)
-	if trace != "" {
-		n++
+	if len(defaults) == 0 && trace == "" {
+		return m.Headers
 	}
-	if n == 0 {
-		return sm
-	}
-	sm.Headers = make([]sarama.RecordHeader, 0, n)
+	hs := make([]Header, 0, len(defaults)+len(m.Headers)+1)
 	for _, h := range defaults {
 		if !hasHeader(m.Headers, h.Key) {
-			sm.Headers = append(sm.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
+			hs = append(hs, h)
 		}
 	}
-	for _, h := range m.Headers {
-		sm.Headers = append(sm.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
-	}
+	hs = append(hs, m.Headers...)
 	if trace != "" && !hasHeader(m.Headers, p.cfg.TraceHeader) {
-		sm.Headers = append(sm.Headers, sarama.RecordHeader{Key: []byte(p.cfg.TraceHeader), Value: []byte(trace)})
+		hs = append(hs, Header{Key: p.cfg.TraceHeader, Value: []byte(trace)})
 	}
-	return sm
+	return hs
+}
+
+// recordByteSize is a record's largest encoded size in a v2 record batch:
+// the bound Kafka's message.max.bytes applies to, counted as the Java
+// client and Sarama count it.
+func recordByteSize(key, value []byte, headers []Header) int {
+	const recordOverhead = 5*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 1
+	size := recordOverhead + len(key) + len(value)
+	for _, h := range headers {
+		size += len(h.Key) + len(h.Value) + 2*binary.MaxVarintLen32
+	}
+	return size
 }
 
 func hasHeader(hs []Header, key string) bool {
@@ -265,44 +240,28 @@ func hasHeader(hs []Header, key string) bool {
 	return false
 }
 
-func (p *Producer) successes(async sarama.AsyncProducer) {
-	defer p.pipeline.Done()
-	for sm := range async.Successes() {
-		env, _ := sm.Metadata.(*envelope)
-		if env == nil {
-			continue
-		}
-		p.report(env, Delivery{Message: env.msg, Topic: sm.Topic, Partition: sm.Partition, Offset: sm.Offset})
+// delivered is the engines' report of one record: acknowledged at
+// partition/offset when err is nil. Engines call it exactly once per record
+// given to produce, from their own goroutines.
+func (p *Producer) delivered(env *envelope, partition int32, offset int64, err error) {
+	if err != nil {
+		p.fail(env, err)
+		return
 	}
-}
-
-func (p *Producer) failures(async sarama.AsyncProducer) {
-	defer p.pipeline.Done()
-	for pe := range async.Errors() {
-		var env *envelope
-		topic := p.cfg.Topic
-		if pe.Msg != nil {
-			env, _ = pe.Msg.Metadata.(*envelope)
-			topic = pe.Msg.Topic
-		}
-		if env == nil {
-			p.pushError(&ProducerError{Topic: topic, Err: pe.Err})
-			continue
-		}
-		p.fail(env, topic, pe.Err)
-	}
+	p.report(env, Delivery{Message: env.msg, Topic: env.topic, Partition: partition, Offset: offset})
 }
 
 // fail reports a record that will not be delivered.
-func (p *Producer) fail(env *envelope, topic string, err error) {
-	perr := &ProducerError{Topic: topic, Msg: env.msg, Err: err}
-	p.report(env, Delivery{Message: env.msg, Topic: topic, Partition: -1, Offset: -1, Err: perr})
+func (p *Producer) fail(env *envelope, err error) {
+	perr := &ProducerError{Topic: env.topic, Msg: env.msg, Err: err}
+	p.report(env, Delivery{Message: env.msg, Topic: env.topic, Partition: -1, Offset: -1, Err: perr})
 	if env.deliver == nil && env.msg.OnDelivery == nil {
 		p.pushError(perr)
 	}
 }
 
 func (p *Producer) report(env *envelope, d Delivery) {
+	p.obs.delivered(env, d)
 	if env.deliver != nil {
 		env.deliver(d)
 	}
@@ -339,7 +298,7 @@ func (p *Producer) Send(ctx context.Context, msg *ProducerMessage) error {
 		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
 	}
 	done := make(chan Delivery, 1)
-	env := &envelope{msg: msg, deliver: func(d Delivery) { done <- d }, trace: p.traceID(ctx)}
+	env := &envelope{msg: msg, deliver: func(d Delivery) { done <- d }, trace: p.traceID(ctx), ctx: ctx}
 	select {
 	case p.in <- env:
 	case <-p.closer:
@@ -389,27 +348,15 @@ func (p *Producer) IsInitialised() bool {
 
 // Initialise waits until the producer has connected, cutting short the
 // current backoff wait so that an attempt is made now. It returns nil once
-// initialised, ErrClosed if the producer is closed, or an error wrapping
+// initialised, ErrClosed once Close has begun (every time, even if the
+// producer had connected), or an error wrapping ErrNotInitialised,
 // ctx.Err() and the last connection error.
 func (p *Producer) Initialise(ctx context.Context) error {
-	select {
-	case p.nudge <- struct{}{}:
-	default:
-	}
-	select {
-	case <-p.initialised:
-		return nil
-	case <-p.closer:
-		return ErrClosed
-	case <-ctx.Done():
+	return waitInitialised(ctx, p.nudge, p.initialised, p.closer, func() error {
 		p.mu.Lock()
-		last := p.lastInit
-		p.mu.Unlock()
-		if last != nil {
-			return fmt.Errorf("%w: %w (last attempt: %w)", ErrNotInitialised, ctx.Err(), last)
-		}
-		return fmt.Errorf("%w: %w", ErrNotInitialised, ctx.Err())
-	}
+		defer p.mu.Unlock()
+		return p.lastInit
+	})
 }
 
 // SetDefaultHeader sets a header added to every record that does not carry
@@ -462,14 +409,10 @@ func (p *Producer) Checker(ctx context.Context) Health {
 		return Health{Status: HealthCritical, Message: "producer closed"}
 	default:
 	}
-	return checkHealth(ctx, p.brokerAddrs(), p.scfg, []string{p.cfg.Topic}, p.cfg.MinBrokersHealthy)
-}
-
-func (p *Producer) brokerAddrs() []string {
 	p.mu.Lock()
-	client := p.client
+	eng := p.eng
 	p.mu.Unlock()
-	return knownBrokers(client, p.cfg.BrokerAddrs)
+	return checkHealth(ctx, knownBrokers(eng, p.cfg.BrokerAddrs), p.scfg, []string{p.cfg.Topic}, p.cfg.MinBrokersHealthy)
 }
 
 // Close stops the producer: it stops accepting records, flushes those
@@ -496,13 +439,7 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) shutdown() {
 	<-p.initDone
 	if p.IsInitialised() {
-		p.pipeline.Wait()
-		p.mu.Lock()
-		client := p.client
-		p.mu.Unlock()
-		if err := client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-			p.log.Warn("closing client", "error", err)
-		}
+		<-p.intakeEnd
 	} else {
 		// Never connected: what waits in Output cannot be delivered, and
 		// must not vanish silently.
@@ -510,7 +447,7 @@ func (p *Producer) shutdown() {
 			select {
 			case m := <-p.output:
 				if m != nil {
-					p.fail(&envelope{msg: m}, orDefault(m.Topic, p.cfg.Topic), fmt.Errorf("%w: %w", ErrClosed, ErrNotInitialised))
+					p.fail(&envelope{msg: m, topic: orDefault(m.Topic, p.cfg.Topic)}, fmt.Errorf("%w: %w", ErrClosed, ErrNotInitialised))
 				}
 				continue
 			default:

@@ -51,6 +51,11 @@ type ProducerConfig struct {
 	// Topic receives records that do not name a topic. Required.
 	Topic string
 
+	// Engine is the client library beneath: EngineSarama or EngineFranz.
+	// Default: the KAFKAHUB_ENGINE environment variable (EnvEngine), else
+	// EngineSarama.
+	Engine Engine
+
 	// KafkaVersion is the protocol version to speak. Default "3.6.0".
 	KafkaVersion string
 	// ClientID identifies the client in broker logs and quotas.
@@ -109,6 +114,12 @@ type ProducerConfig struct {
 	// your own request id. It must not panic.
 	TraceIDFunc func(context.Context) string
 
+	// Telemetry sets tracing and metrics; Hooks adds instrumentation of
+	// your own (docs/OBSERVABILITY.md). Default: traces through the
+	// OpenTelemetry globals, no metrics, no hooks.
+	Telemetry Telemetry
+	Hooks     []ProducerHooks
+
 	// SecurityConfig sets TLS and SASL. Nil: plaintext.
 	SecurityConfig *SecurityConfig
 	// Logger receives the producer's logs. Default slog.Default().
@@ -121,6 +132,8 @@ func (c ProducerConfig) WithDefaults() ProducerConfig { return c.withDefaults() 
 
 func (c ProducerConfig) withDefaults() ProducerConfig {
 	c.BrokerAddrs = append([]string(nil), c.BrokerAddrs...)
+	c.Hooks = append([]ProducerHooks(nil), c.Hooks...)
+	c.Engine = orDefault(c.Engine, defaultEngine())
 	c.KafkaVersion = orDefault(c.KafkaVersion, DefaultKafkaVersion)
 	c.ClientID = orDefault(c.ClientID, DefaultClientID)
 	c.MaxMessageBytes = orDefault(c.MaxMessageBytes, DefaultMaxMessageBytes)
@@ -151,6 +164,9 @@ func (c *ProducerConfig) Validate() error {
 		return configErr("ProducerConfig", "is nil")
 	}
 	d := c.withDefaults()
+	if err := validateEngine(d.Engine); err != nil {
+		return err
+	}
 	if err := validateCommon(d.BrokerAddrs, d.MinRetryPeriod, d.MaxRetryPeriod, d.MinBrokersHealthy); err != nil {
 		return err
 	}

@@ -8,6 +8,11 @@ type traceKey struct{}
 // copy it into a header of every record sent with that context (see
 // ProducerConfig.TraceHeader), and consumers put the header's value back into
 // the context given to handlers.
+//
+// It is a plain request id, kept beside OpenTelemetry for logs and for
+// systems without it: it neither creates nor joins OpenTelemetry traces,
+// whose context travels in the traceparent header (see Telemetry and
+// docs/OBSERVABILITY.md).
 func WithTraceID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, traceKey{}, id)
 }

@@ -345,9 +345,9 @@ func (c *Consumer) SimulateRebalance(ctx context.Context) error {
 }
 
 // RegisterHandler implements kafka.IConsumerGroup, with the real rules:
-// one handler or batch handler per consumer. A handler registered while
-// consuming takes effect from the next message, a batch handler from the
-// next rebalance or Start.
+// one handler or batch handler per consumer, and kafka.ErrClosed once Close
+// has begun. A handler registered while consuming takes effect from the
+// next message, a batch handler from the next rebalance or Start.
 func (c *Consumer) RegisterHandler(ctx context.Context, h kafka.Handler) error {
 	if h == nil {
 		return errors.New("kafkatest: RegisterHandler: nil handler")
@@ -366,6 +366,11 @@ func (c *Consumer) RegisterBatchHandler(ctx context.Context, h kafka.BatchHandle
 func (c *Consumer) register(ctx context.Context, store func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	select {
+	case <-c.closer:
+		return kafka.ErrClosed
+	default:
 	}
 	c.registerMu.Lock()
 	defer c.registerMu.Unlock()
@@ -387,21 +392,32 @@ func (c *Consumer) Stop() { c.intents.Set(false) }
 
 // StopAndWait implements kafka.IConsumerGroup: it stops consumption and
 // waits until in-flight handlers have returned and their messages are
-// committed, or returns ctx's error.
+// committed, or returns ctx's error; on a Closing or Closed consumer it
+// waits for Close to finish and returns kafka.ErrClosed.
 func (c *Consumer) StopAndWait(ctx context.Context) error {
-	return c.states.WaitSettled(ctx, c.intents.Set(false), kafka.Stopped, kafka.Initialising, kafka.Closed)
+	return stoppedOrClosed(c.states.WaitSettled(ctx, c.intents.Set(false), kafka.Stopped, kafka.Initialising, kafka.Closed))
 }
 
 // State implements kafka.IConsumerGroup.
 func (c *Consumer) State() kafka.State { return c.states.Get() }
 
-// StateWait implements kafka.IConsumerGroup.
+// StateWait implements kafka.IConsumerGroup: nil once in s, kafka.ErrClosed
+// once Closing or Closed (unless s is that state), or ctx's error.
 func (c *Consumer) StateWait(ctx context.Context, s kafka.State) error {
-	return c.states.WaitFor(ctx, s)
+	return waitState(ctx, c.states, s)
 }
 
-// StateChan implements kafka.IConsumerGroup: the channel is closed the
+// StateEntered implements kafka.IConsumerGroup: the channel is closed the
 // next time the consumer enters s.
+func (c *Consumer) StateEntered(s kafka.State) <-chan struct{} { return c.states.Entered(s) }
+
+// InState implements kafka.IConsumerGroup: the channel is closed while the
+// consumer is in s (a snapshot; see kafka.ConsumerGroup.InState).
+func (c *Consumer) InState(s kafka.State) <-chan struct{} { return c.states.In(s) }
+
+// StateChan implements kafka.IConsumerGroup; it is StateEntered.
+//
+// Deprecated: use StateEntered or InState, as on kafka.ConsumerGroup.
 func (c *Consumer) StateChan(s kafka.State) <-chan struct{} { return c.states.Entered(s) }
 
 // Channels implements kafka.IConsumerGroup.
@@ -417,6 +433,17 @@ func (c *Consumer) Channels() kafka.ConsumerGroupChannels {
 
 // IsInitialised implements kafka.IConsumerGroup; it is always true.
 func (c *Consumer) IsInitialised() bool { return true }
+
+// Initialise implements kafka.IConsumerGroup: the fake has nothing to
+// connect to, so it returns nil, or kafka.ErrClosed once Close has begun.
+func (c *Consumer) Initialise(context.Context) error {
+	select {
+	case <-c.closer:
+		return kafka.ErrClosed
+	default:
+		return nil
+	}
+}
 
 // DroppedErrors implements kafka.IConsumerGroup.
 func (c *Consumer) DroppedErrors() uint64 { return c.droppedErrors.Load() }

@@ -218,11 +218,11 @@ func (c *Consumer) handleOne(ctx, mctx context.Context, m *Message, h kafka.Hand
 		return false
 	}
 	defer c.releaseWorker(id)
-	done := c.runWithPolicy(ctx, []*Message{m}, func() error { return h(mctx, id, m) })
-	if done {
+	commit, ok := c.runWithPolicy(ctx, []*Message{m}, func() error { return h(mctx, id, m) })
+	if commit {
 		m.markCommitted()
 	}
-	return done
+	return ok
 }
 
 // consumeBatches collects a partition's messages into batches of up to
@@ -248,11 +248,13 @@ func (c *Consumer) consumeBatches(ctx context.Context, p *partition, bh kafka.Ba
 			msgs[i] = m
 		}
 		bctx := batch[0].Context()
-		done := c.runWithPolicy(ctx, batch, func() error { return bh(bctx, msgs) })
-		if done {
+		commit, done := c.runWithPolicy(ctx, batch, func() error { return bh(bctx, msgs) })
+		if commit {
 			for _, m := range batch {
 				m.markCommitted()
 			}
+		}
+		if done {
 			c.finished(p, len(batch))
 		}
 		batch = make([]*Message, 0, size)
@@ -285,31 +287,36 @@ func (c *Consumer) consumeBatches(ctx context.Context, p *partition, bh kafka.Ba
 	}
 }
 
-// runWithPolicy is the real consumer's: retry, then dead-letter or skip.
-// It reports whether the messages may be committed.
-func (c *Consumer) runWithPolicy(ctx context.Context, msgs []*Message, call func() error) bool {
+// runWithPolicy is the real consumer's: retry (not a Permanent error), then
+// dead-letter or skip. It reports whether the messages may be committed
+// (not after NoCommit), and ok false when ctx ended first.
+func (c *Consumer) runWithPolicy(ctx context.Context, msgs []*Message, call func() error) (commit, ok bool) {
 	first := msgs[0]
 	r := c.policy.Run(ctx, call, func(attempt int, wait time.Duration, err error) {
 		c.log.Warn("handler failed; retrying", "message", first.String(), "attempt", attempt, "retry_in", wait, "error", err)
 	})
 	if r.Interrupted {
 		c.log.Info("handler interrupted; messages left uncommitted", "message", first.String(), "error", r.Err)
-		return false
+		return false, false
+	}
+	if r.NoCommit {
+		c.log.Info("handler asked not to commit; messages left unmarked", "message", first.String(), "error", r.Err)
+		return false, true
 	}
 	if r.Err == nil {
-		return true
+		return true, true
 	}
 	herr := &kafka.HandlerError{Topic: first.topic, Partition: first.partition, Offset: first.Offset(),
 		Count: len(msgs), Attempts: r.Attempts, Err: r.Err}
 	if c.cfg.DeadLetterTopic != "" {
 		if !c.deadLetter(ctx, msgs, herr) {
-			return false
+			return false, false
 		}
 		herr.DeadLettered = true
 	}
 	c.log.Error("handler failed; giving up on the messages", "error", herr)
 	c.pushError(herr)
-	return true
+	return true, true
 }
 
 // deadLetter writes each message to DeadLetterTopic, retrying as the real

@@ -625,13 +625,13 @@ func TestConsumerStates(t *testing.T) {
 	require.NoError(t, c.StopAndWait(testCtx(t)), "already stopped")
 	require.NoError(t, c.SimulateRebalance(testCtx(t)), "nothing to revoke")
 
-	consuming := c.StateChan(kafka.Consuming)
+	consuming := c.StateEntered(kafka.Consuming)
 	c.Start()
 	<-consuming
 	assert.Equal(t, kafka.HealthOK, c.Checker(context.Background()).Status)
 
 	now := time.Now()
-	stopped := c.StateChan(kafka.Stopped)
+	stopped := c.StateEntered(kafka.Stopped)
 	c.OnHealthChange(kafka.Health{Status: kafka.HealthCritical, CheckedAt: now})
 	<-stopped
 	c.OnHealthChange(kafka.Health{Status: kafka.HealthOK, CheckedAt: now.Add(-time.Second)}) // older: ignored
@@ -657,7 +657,7 @@ func TestConsumerStates(t *testing.T) {
 	assert.False(t, open)
 	assert.Equal(t, kafka.HealthCritical, c.Checker(context.Background()).Status)
 	c.Start() // does nothing after Close
-	require.NoError(t, c.StopAndWait(testCtx(t)))
+	require.ErrorIs(t, c.StopAndWait(testCtx(t)), kafka.ErrClosed, "StopAndWait after Close")
 	assert.ErrorContains(t, c.WaitIdle(testCtx(t)), "consumer closed with 1 messages unprocessed")
 }
 

@@ -22,8 +22,8 @@ import (
 //
 // State starts as Stopped and follows the expected calls: Start leads to
 // Consuming, Stop and StopAndWait to Stopped, Close to Closed, unless the
-// expectation says otherwise. SetState moves it at any time, and StateWait
-// and StateChan observe it as they would a real consumer.
+// expectation says otherwise. SetState moves it at any time, and StateWait,
+// StateEntered and InState observe it as they would a real consumer.
 type MockConsumerGroup struct {
 	script *script[*CallExpectation]
 	states *statemachine.Machine[kafka.State]
@@ -239,12 +239,26 @@ func (m *MockConsumerGroup) StopAndWait(context.Context) error {
 // State implements kafka.IConsumerGroup.
 func (m *MockConsumerGroup) State() kafka.State { return m.states.Get() }
 
-// StateWait implements kafka.IConsumerGroup.
+// StateWait implements kafka.IConsumerGroup as the real consumer does:
+// nil once in s, kafka.ErrClosed once Closing or Closed (unless s is that
+// state), or ctx's error.
 func (m *MockConsumerGroup) StateWait(ctx context.Context, s kafka.State) error {
-	return m.states.WaitFor(ctx, s)
+	return waitState(ctx, m.states, s)
 }
 
-// StateChan implements kafka.IConsumerGroup.
+// StateEntered implements kafka.IConsumerGroup: closed the next time the
+// mock enters s.
+func (m *MockConsumerGroup) StateEntered(s kafka.State) <-chan struct{} {
+	return m.states.Entered(s)
+}
+
+// InState implements kafka.IConsumerGroup: closed while the mock is in s
+// (a snapshot; see kafka.ConsumerGroup.InState).
+func (m *MockConsumerGroup) InState(s kafka.State) <-chan struct{} { return m.states.In(s) }
+
+// StateChan implements kafka.IConsumerGroup; it is StateEntered.
+//
+// Deprecated: use StateEntered or InState, as on kafka.ConsumerGroup.
 func (m *MockConsumerGroup) StateChan(s kafka.State) <-chan struct{} {
 	return m.states.Entered(s)
 }
@@ -264,6 +278,27 @@ func (m *MockConsumerGroup) Channels() kafka.ConsumerGroupChannels {
 // IsInitialised implements kafka.IConsumerGroup: true unless the state is
 // Initialising.
 func (m *MockConsumerGroup) IsInitialised() bool { return m.State() != kafka.Initialising }
+
+// Initialise implements kafka.IConsumerGroup without a script: it waits
+// (within ctx) until the state is not Initialising (see SetState) and
+// returns nil, or kafka.ErrClosed once the mock is closed.
+func (m *MockConsumerGroup) Initialise(ctx context.Context) error {
+	select {
+	case <-m.closer:
+		return kafka.ErrClosed
+	default:
+	}
+	err := m.states.Wait(ctx, func(s kafka.State, _ uint64) bool { return s != kafka.Initialising })
+	if err != nil {
+		return fmt.Errorf("%w: %w", kafka.ErrNotInitialised, err)
+	}
+	select {
+	case <-m.closer:
+		return kafka.ErrClosed
+	default:
+		return nil
+	}
+}
 
 // DroppedErrors implements kafka.IConsumerGroup; it is always 0.
 func (m *MockConsumerGroup) DroppedErrors() uint64 { return 0 }

@@ -48,7 +48,7 @@ func TestMockConsumerGroupScript(t *testing.T) {
 	assert.Equal(t, []string{"hello"}, handled)
 
 	t0 := time.Now()
-	consuming := m.StateChan(kafka.Consuming)
+	consuming := m.StateEntered(kafka.Consuming)
 	healthWiring(m,
 		kafka.Health{Status: kafka.HealthOK, CheckedAt: t0},
 		kafka.Health{Status: kafka.HealthCritical, CheckedAt: t0.Add(time.Second)},

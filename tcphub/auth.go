@@ -93,7 +93,7 @@ func NewTokenUntil(secret []byte, deviceID string, expiry time.Time) (string, er
 	if len(secret) < MinSecretLen {
 		return "", fmt.Errorf("tcphub: token secret must be at least %d bytes, got %d", MinSecretLen, len(secret))
 	}
-	if err := checkDeviceID(deviceID); err != nil {
+	if err := wire.CheckDeviceID(deviceID); err != nil {
 		return "", err
 	}
 	exp := strconv.FormatInt(expiry.Unix(), 10)
@@ -107,14 +107,6 @@ func tokenMAC(secret []byte, deviceID, exp string) []byte {
 	m.Write([]byte{'\n'})
 	m.Write([]byte(exp))
 	return m.Sum(nil)
-}
-
-func checkDeviceID(id string) error {
-	f := wire.Frame{Type: wire.TypeHello, Device: id}
-	if err := f.Validate(); err != nil {
-		return fmt.Errorf("tcphub: device id %q: %w", id, err)
-	}
-	return nil
 }
 
 // HMACAuthenticator accepts hellos whose token was made by NewToken with

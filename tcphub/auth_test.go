@@ -18,6 +18,7 @@ import (
 
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -114,8 +115,8 @@ func TestMutualTLS(t *testing.T) {
 		}
 		c.Authenticator = tcphub.ClientCertAuthenticator()
 	})
-	dial := func(dev string, cert tls.Certificate) (*tcphub.Client, error) {
-		return tcphub.Dial(testCtx(t, 10*time.Second), gw.addr, tcphub.DialOptions{
+	dial := func(dev string, cert tls.Certificate) (*device.Client, error) {
+		return device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{
 			DeviceID: dev, NoReconnect: true, Logger: quiet,
 			TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		})
@@ -129,7 +130,7 @@ func TestMutualTLS(t *testing.T) {
 	require.NoError(t, c.Close())
 
 	_, err = dial("meter-8", cert)
-	var se *tcphub.ServerError
+	var se *device.ServerError
 	require.ErrorAs(t, err, &se, "a certificate for meter-7 does not open meter-8")
 	assert.Equal(t, wire.CodeUnauthenticated, se.Code)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -21,7 +22,7 @@ func TestClientRequestsPushesHeartbeats(t *testing.T) {
 	startWorker(t, cluster, topic, echo)
 
 	sessions := make(chan string, 4)
-	c, err := tcphub.Dial(testCtx(t, 10*time.Second), gw.addr, tcphub.DialOptions{
+	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{
 		DeviceID: "client-1", Logger: quiet, OnSession: func(sid string) { sessions <- sid },
 	})
 	require.NoError(t, err)
@@ -38,7 +39,7 @@ func TestClientRequestsPushesHeartbeats(t *testing.T) {
 	assert.JSONEq(t, `{"a":1}`, string(resp.Payload))
 	assert.Equal(t, "application/json", resp.ContentType)
 
-	resp, err = c.Do(testCtx(t, 30*time.Second), []byte{0, 1, 2}, tcphub.WithRequestContentType("application/x-raw"))
+	resp, err = c.Do(testCtx(t, 30*time.Second), []byte{0, 1, 2}, device.WithContentType("application/x-raw"))
 	require.NoError(t, err)
 	assert.Equal(t, []byte{0, 1, 2}, resp.Payload)
 	assert.True(t, resp.Binary)
@@ -68,8 +69,8 @@ func TestClientRequestsPushesHeartbeats(t *testing.T) {
 	}
 
 	// A refused request is a ServerError.
-	_, err = c.Request(testCtx(t, 10*time.Second), []byte(`{}`), tcphub.WithRoute("nowhere"))
-	var se *tcphub.ServerError
+	_, err = c.Request(testCtx(t, 10*time.Second), []byte(`{}`), device.WithRoute("nowhere"))
+	var se *device.ServerError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, wire.CodeNotFound, se.Code)
 	assert.False(t, se.Temporary())
@@ -97,7 +98,7 @@ func TestClientReconnectsAfterGoodbye(t *testing.T) {
 	}
 	first := serveOn()
 	sessions := make(chan string, 4)
-	c, err := tcphub.Dial(testCtx(t, 10*time.Second), addr, tcphub.DialOptions{
+	c, err := device.Dial(testCtx(t, 10*time.Second), addr, device.Options{
 		DeviceID: "roamer", Logger: quiet, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		OnSession: func(sid string) { sessions <- sid },
 	})
@@ -135,7 +136,7 @@ func TestClientResendsAfterConnectionLoss(t *testing.T) {
 	topic := cluster.NewTopic(t, 1)
 	gw := startGateway(t, cluster, topic, nil)
 	sessions := make(chan string, 4)
-	c, err := tcphub.Dial(testCtx(t, 10*time.Second), gw.addr, tcphub.DialOptions{
+	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{
 		DeviceID: "resender", Logger: quiet, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		OnSession: func(sid string) { sessions <- sid },
 	})
@@ -147,10 +148,10 @@ func TestClientResendsAfterConnectionLoss(t *testing.T) {
 
 	release, held := holdProduce(t, cluster, topic)
 	result := make(chan error, 1)
-	var call *tcphub.Call
+	var call *device.Call
 	go func() {
 		var err error
-		call, err = c.Request(testCtx(t, 30*time.Second), []byte(`{"important":true}`), tcphub.WithRequestID("r-keep"))
+		call, err = c.Request(testCtx(t, 30*time.Second), []byte(`{"important":true}`), device.WithRequestID("r-keep"))
 		result <- err
 	}()
 	select {
@@ -183,7 +184,7 @@ func TestClientRefusesFramesOverTheServerLimit(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.MaxFrameSize = 512 })
-	c, err := tcphub.Dial(testCtx(t, 10*time.Second), gw.addr, tcphub.DialOptions{DeviceID: "big", Logger: quiet})
+	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: "big", Logger: quiet})
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = c.Request(testCtx(t, 10*time.Second), make([]byte, 1024))

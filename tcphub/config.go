@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"time"
 
@@ -59,6 +60,15 @@ type Config struct {
 	// Requests naming a route not in the map are refused with not_found.
 	// Nil: only the default route (RequestTopic).
 	Routes map[string]string
+	// Producer writes the requests and presence records: the service's own
+	// producer, a kafkatest fake in tests. The server hands it records with
+	// OnDelivery and acks a request when that reports success, so its
+	// settings decide what an ack means; keep the defaults (AcksAll,
+	// idempotent) for the guarantees of docs/GATEWAY.md. The server
+	// initialises it in Start and never closes it. Nil: the server builds
+	// one from BrokerAddrs, KafkaVersion, ClientID and Security, and closes
+	// it on Shutdown.
+	Producer kafka.IProducer
 	// KafkaVersion is the Kafka protocol version. Default "3.6.0".
 	KafkaVersion string
 	// ClientID identifies the gateway to the brokers. Default
@@ -69,20 +79,32 @@ type Config struct {
 
 	// InstanceID names this gateway instance; it must be unique among the
 	// running instances and is part of the reply topic's name, so only
-	// letters, digits, '.', '_' and '-'. Default: "gw-" and 12 random hex
-	// digits (a new reply topic per start).
+	// letters, digits, '.', '_' and '-'. It should stay the same across
+	// restarts, so that a restart reuses the instance's reply topic instead
+	// of leaving one behind. Default: the HOSTNAME environment variable (a
+	// Kubernetes pod's name, stable across restarts in a StatefulSet), else
+	// the host name, with every other byte replaced by '-' and cut to 128
+	// bytes (see DefaultInstanceID). Set it when several gateways share a
+	// host name. RetireInstance removes a retired instance's topic.
 	InstanceID string
-	// ReplyTopicPrefix + InstanceID is this instance's reply topic, created
-	// at start if missing. Default "tcphub.reply.".
+	// ReplyTopicPrefix + InstanceID is this instance's reply topic.
+	// Default "tcphub.reply.".
 	ReplyTopicPrefix string
+	// CreateTopics lets Start create the topics the gateway reads and
+	// writes besides the request topics when they are missing: the reply
+	// topic (1 partition) and, unless DisablePresence, the presence topic
+	// (1 partition, cleanup.policy=compact), with ReplicationFactor. False:
+	// they must exist, and Start fails with an error wrapping
+	// ErrTopicMissing naming them. Request topics are never created.
+	CreateTopics bool
 	// PresenceTopic is the compacted topic where the gateway publishes which
 	// instance holds each device. Default "tcphub.presence".
 	PresenceTopic string
 	// DisablePresence turns presence publishing off (Pusher then finds no
 	// device).
 	DisablePresence bool
-	// ReplicationFactor of the topics the gateway creates. Default: 3, or
-	// the number of brokers when there are fewer.
+	// ReplicationFactor of the topics the gateway creates (CreateTopics).
+	// Default: 3, or the number of brokers when there are fewer.
 	ReplicationFactor int16
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement of a
 	// request, counted from its arrival; past it the device gets
@@ -155,6 +177,13 @@ type Config struct {
 	OnConnect       func(ConnInfo)
 	OnAuthenticated func(ConnInfo)
 	OnDisconnect    func(ConnInfo, error)
+
+	// Telemetry sets the gateway's tracing (a server span per request, a
+	// span per delivery to a device) and is given to its producer, whose
+	// send spans and, with a Registerer, kafka metrics it adds
+	// (docs/OBSERVABILITY.md). Default: the OpenTelemetry globals, which
+	// record nothing until the application installs an SDK.
+	Telemetry kafka.Telemetry
 
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -266,7 +295,7 @@ func (c Config) withDefaults() Config {
 		c.KafkaVersion = kafka.DefaultKafkaVersion
 	}
 	if c.InstanceID == "" {
-		c.InstanceID = "gw-" + randomHex(6)
+		c.InstanceID = DefaultInstanceID()
 	}
 	if c.ClientID == "" {
 		c.ClientID = "tcphub-" + c.InstanceID
@@ -300,6 +329,48 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// DefaultInstanceID is the InstanceID of a Config that names none: the
+// HOSTNAME environment variable, else the host name the kernel reports,
+// with every byte other than letters, digits, '.', '_' and '-' replaced by
+// '-' and cut to 128 bytes; "gw" when both are empty.
+func DefaultInstanceID() string {
+	name := os.Getenv("HOSTNAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > wire.MaxIDLen {
+		b = b[:wire.MaxIDLen]
+	}
+	if len(b) == 0 {
+		return "gw"
+	}
+	return string(b)
+}
+
+// producerConfig is the config of the producer the server builds when
+// Config.Producer is nil.
+func (c *Config) producerConfig() *kafka.ProducerConfig {
+	return &kafka.ProducerConfig{
+		BrokerAddrs: c.BrokerAddrs, Topic: c.RequestTopic, KafkaVersion: c.KafkaVersion,
+		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+		Telemetry: c.Telemetry,
+	}
+}
+
+// replyReaderConfig is the config of the reader of the reply topic.
+func (c *Config) replyReaderConfig(topic string) *kafka.ReaderConfig {
+	return &kafka.ReaderConfig{
+		BrokerAddrs: c.BrokerAddrs, Topic: topic, From: kafka.ReadNewest, KafkaVersion: c.KafkaVersion,
+		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+	}
 }
 
 // replyTopic returns the reply topic of the instance: ReplyTopicPrefix +

@@ -2,6 +2,7 @@ package tcphub_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,11 +52,27 @@ func TestConfigNotShared(t *testing.T) {
 	require.NoError(t, err)
 	routes["b"] = "topic-b"
 	addrs[0] = "elsewhere:1"
-	assert.Regexp(t, `^gw-[0-9a-f]{12}$`, s.InstanceID())
 	assert.Equal(t, "tcphub.reply."+s.InstanceID(), s.ReplyTopic())
-	s2, err := tcphub.NewServer(tcphub.Config{BrokerAddrs: addrs, RequestTopic: "r", Authenticator: tcphub.AllowAll(), Logger: quiet})
-	require.NoError(t, err)
-	assert.NotEqual(t, s.InstanceID(), s2.InstanceID())
 	require.NoError(t, s.Shutdown(testCtx(t, time.Second)))
-	require.NoError(t, s2.Shutdown(testCtx(t, time.Second)))
+}
+
+// TestDefaultInstanceIDIsStable: the default instance id comes from the
+// host's name, so a restarted gateway reuses its reply topic.
+func TestDefaultInstanceIDIsStable(t *testing.T) {
+	t.Setenv("HOSTNAME", "gateway-7.pod x/y")
+	assert.Equal(t, "gateway-7.pod-x-y", tcphub.DefaultInstanceID())
+	t.Setenv("HOSTNAME", strings.Repeat("h", 300))
+	assert.Len(t, tcphub.DefaultInstanceID(), 128)
+
+	t.Setenv("HOSTNAME", "gateway-0")
+	newServer := func() *tcphub.Server {
+		s, err := tcphub.NewServer(tcphub.Config{BrokerAddrs: []string{"localhost:9092"}, RequestTopic: "r", Authenticator: tcphub.AllowAll(), Logger: quiet})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, s.Shutdown(testCtx(t, time.Second))) })
+		return s
+	}
+	s1, s2 := newServer(), newServer()
+	assert.Equal(t, "gateway-0", s1.InstanceID())
+	assert.Equal(t, "tcphub.reply.gateway-0", s1.ReplyTopic())
+	assert.Equal(t, s1.ReplyTopic(), s2.ReplyTopic())
 }

@@ -2,14 +2,9 @@ package tcphub
 
 import (
 	"context"
-	"mime"
 	"strconv"
-	"strings"
-
-	"github.com/IBM/sarama"
 
 	"github.com/kafkahub/kafkahub/kafka"
-	"github.com/kafkahub/kafkahub/tcphub/internal/jsonvalid"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -50,57 +45,11 @@ func applyOptions(opts []SendOption) sendOptions {
 	return o
 }
 
-// defaultContentType is the content type a payload gets when none is given.
-func defaultContentType(payload []byte) string {
-	if len(payload) > 0 && jsonvalid.Valid(payload) {
-		return ContentTypeJSON
-	}
-	return ContentTypeBinary
-}
-
-// isJSONType reports whether a media type is JSON (application/json or a
-// +json suffix).
-func isJSONType(ct string) bool {
-	if ct == ContentTypeJSON {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt = strings.ToLower(strings.TrimSpace(ct))
-	}
-	return mt == ContentTypeJSON || strings.HasSuffix(mt, "+json")
-}
-
-// setPayload puts payload into f: in p when its type is JSON and it is
-// valid JSON, else base64 in pb. The content type is left out when it is
-// the protocol's default for the field used.
-func setPayload(f *wire.Frame, ct string, payload []byte) {
-	if ct == "" {
-		ct = defaultContentType(payload)
-	}
-	if len(payload) == 0 {
-		if ct != ContentTypeJSON && ct != ContentTypeBinary {
-			f.ContentType = ct
-		}
-		return
-	}
-	if isJSONType(ct) && jsonvalid.Valid(payload) {
-		f.Payload = payload
-		if ct != ContentTypeJSON {
-			f.ContentType = ct
-		}
-		return
-	}
-	f.Payload, f.Binary = payload, true
-	if ct != ContentTypeBinary {
-		f.ContentType = ct
-	}
-}
-
-// deliverLoop routes the records of one reply-topic partition to sockets.
-func (s *Server) deliverLoop(pc sarama.PartitionConsumer) {
+// deliverLoop routes the records of the reply topic to sockets until the
+// reader is closed.
+func (s *Server) deliverLoop(msgs <-chan kafka.Message) {
 	defer s.bgWG.Done()
-	for msg := range pc.Messages() {
+	for msg := range msgs {
 		s.deliver(msg)
 	}
 }
@@ -119,19 +68,16 @@ func (s *Server) loopReplies() {
 	}
 }
 
-func header(msg *sarama.ConsumerMessage, key string) string {
-	for _, h := range msg.Headers {
-		if h != nil && string(h.Key) == key {
-			return string(h.Value)
-		}
-	}
-	return ""
+// header returns the value of a record's header, or "".
+func header(msg kafka.Message, key string) string {
+	v, _ := msg.Header(key)
+	return string(v)
 }
 
 // deliver routes one reply-topic record: to the connection named by
 // tcphub.conn if it is open here, else to the device's current connection
 // here, else nowhere (counted in tcphub_responses_undeliverable_total).
-func (s *Server) deliver(msg *sarama.ConsumerMessage) {
+func (s *Server) deliver(msg kafka.Message) {
 	connID, device := header(msg, HeaderConn), header(msg, HeaderDevice)
 	var c *conn
 	if connID != "" {
@@ -144,7 +90,7 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 	}
 	if c == nil {
 		s.m.undeliverable.WithLabelValues("not_connected").Inc()
-		s.log.Debug("reply for a device not connected here dropped", "device", device, "conn", connID, "offset", msg.Offset)
+		s.log.Debug("reply for a device not connected here dropped", "device", device, "conn", connID, "offset", msg.Offset())
 		return
 	}
 	f := wire.Frame{Type: wire.TypeResponse}
@@ -152,7 +98,7 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 		f.Type = wire.TypePush
 		f.ID = header(msg, HeaderMessage)
 		if f.ID == "" {
-			f.ID = "m-" + randomHex(8)
+			f.ID = wire.RandomID("m-")
 		}
 	} else {
 		f.ID = header(msg, HeaderRequest)
@@ -165,16 +111,18 @@ func (s *Server) deliver(msg *sarama.ConsumerMessage) {
 			f.Status = n
 		}
 	}
-	setPayload(&f, header(msg, HeaderContentType), msg.Value)
+	f.SetPayload(header(msg, HeaderContentType), msg.Value())
+	span := s.traceDelivery(msg, &f)
+	defer span.End()
 	if err := f.Validate(); err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
-		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
+		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset(), "error", err)
 		return
 	}
-	b, err := wire.AppendFrame(make([]byte, 0, 96+len(f.ID)+len(f.ContentType)+len(msg.Value)*4/3), f)
+	b, err := wire.AppendFrame(make([]byte, 0, 96+len(f.ID)+len(f.ContentType)+len(msg.Value())*4/3), f)
 	if err != nil {
 		s.m.undeliverable.WithLabelValues("bad_record").Inc()
-		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset, "error", err)
+		s.log.Warn("reply record cannot be sent to a device", "device", device, "offset", msg.Offset(), "error", err)
 		return
 	}
 	if f.Type == wire.TypeResponse && c.holdResponse(f.ID, b) {
@@ -224,9 +172,9 @@ func (s *Server) push(ctx context.Context, c *conn, payload []byte, opts []SendO
 	o := applyOptions(opts)
 	f := wire.Frame{Type: wire.TypePush, ID: o.messageID}
 	if f.ID == "" {
-		f.ID = "m-" + randomHex(8)
+		f.ID = wire.RandomID("m-")
 	}
-	setPayload(&f, o.contentType, payload)
+	f.SetPayload(o.contentType, payload)
 	if err := f.Validate(); err != nil {
 		return err
 	}

@@ -1,5 +1,6 @@
 // Package tcphub is a TCP gateway between devices and Kafka, with the
-// worker-side helpers and a Go device client.
+// worker-side helpers. The Go device client is package tcphub/device,
+// which links no Kafka client.
 //
 // Devices keep one long-lived TCP (or TLS) connection each and speak the
 // protocol of docs/PROTOCOL.md (package wire). The gateway, a Server,
@@ -30,9 +31,9 @@
 //
 // # Devices
 //
-// Dial returns a Client that performs the handshake, matches acks and
-// responses to requests, answers heartbeats, delivers pushes and
-// reconnects with backoff; devices in other languages follow
+// Package tcphub/device is the Go client: it performs the handshake,
+// matches acks and responses to requests, answers heartbeats, delivers
+// pushes and reconnects with backoff; devices in other languages follow
 // docs/PROTOCOL.md. docs/GATEWAY.md describes the design, the guarantees
 // and the limits.
 package tcphub

@@ -1,8 +1,6 @@
 package tcphub
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 
 	"github.com/kafkahub/kafkahub/kafka"
@@ -35,17 +33,11 @@ var (
 	// show the device connected to any instance.
 	ErrDeviceOffline = errors.New("tcphub: device offline")
 
+	// ErrTopicMissing is wrapped by Start's error when a topic the gateway
+	// needs does not exist and Config.CreateTopics is false.
+	ErrTopicMissing = errors.New("tcphub: topic missing")
+
 	// ErrUnauthenticated is wrapped by the errors authenticators return for
 	// refused credentials.
 	ErrUnauthenticated = errors.New("tcphub: unauthenticated")
-
-	// ErrClientClosed is returned by Client methods after Close.
-	ErrClientClosed = errors.New("tcphub: client closed")
 )
-
-// randomHex returns 2n random hex digits.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
-	return hex.EncodeToString(b)
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 )
 
 // A gateway, a worker answering through tcphub.Reply, and a device doing
@@ -31,6 +32,8 @@ func Example() {
 		BrokerAddrs:   cluster.Addrs(),
 		RequestTopic:  requests,
 		PresenceTopic: requests + ".presence",
+		InstanceID:    requests + "-gw",  // default: the host name, stable across restarts
+		CreateTopics:  true,              // the reply and presence topics
 		Authenticator: tcphub.AllowAll(), // see NewHMACAuthenticator
 		Logger:        quiet,
 	})
@@ -67,12 +70,12 @@ func Example() {
 	workers.Start()
 
 	// A device.
-	device, err := tcphub.Dial(ctx, l.Addr().String(), tcphub.DialOptions{DeviceID: "sensor-42", Logger: quiet})
+	dev, err := device.Dial(ctx, l.Addr().String(), device.Options{DeviceID: "sensor-42", Logger: quiet})
 	if err != nil {
 		panic(err)
 	}
-	defer device.Close()
-	call, err := device.Request(ctx, []byte(`{"temp":21.5}`))
+	defer dev.Close()
+	call, err := dev.Request(ctx, []byte(`{"temp":21.5}`))
 	if err != nil {
 		panic(err)
 	}
@@ -87,7 +90,7 @@ func Example() {
 	if err := srv.SendToDevice(ctx, "sensor-42", []byte(`{"cmd":"blink"}`)); err != nil {
 		panic(err)
 	}
-	push := <-device.Pushes()
+	push := <-dev.Pushes()
 	fmt.Printf("push: %s\n", push.Payload)
 	// Output:
 	// acked: Kafka has true

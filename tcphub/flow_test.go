@@ -172,7 +172,9 @@ func TestRateLimit(t *testing.T) {
 	topic := cluster.NewTopic(t, 1)
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.RateLimit = 0.5; c.RateBurst = 3 })
 	d := dialRaw(t, gw.addr)
-	d.hello("chatty")
+	w := d.hello("chatty")
+	assert.Equal(t, 30, w.RatePerMin, "the welcome announces the limit")
+	assert.Equal(t, 3, w.Burst)
 	for i := range 3 {
 		require.Equal(t, wire.TypeAck, d.request(fmt.Sprintf("r-%d", i), `{}`).Type)
 	}
@@ -184,6 +186,16 @@ func TestRateLimit(t *testing.T) {
 	other := dialRaw(t, gw.addr)
 	other.hello("quiet")
 	require.Equal(t, wire.TypeAck, other.request("q-1", `{}`).Type)
+
+	// Defaults, and no limit.
+	def := startGateway(t, cluster, topic, nil)
+	w = dialRaw(t, def.addr).hello("default-rate")
+	assert.Equal(t, 6000, w.RatePerMin)
+	assert.Equal(t, 100, w.Burst)
+	unlimited := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.RateLimit = -1 })
+	w = dialRaw(t, unlimited.addr).hello("unlimited")
+	assert.Zero(t, w.RatePerMin, "no limit: the fields are absent")
+	assert.Zero(t, w.Burst)
 }
 
 func TestUnknownRoute(t *testing.T) {

@@ -1,6 +1,9 @@
 package tcphub
 
-import "github.com/kafkahub/kafkahub/kafka"
+import (
+	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
+)
 
 // Kafka record headers written and read by the gateway. Requests carry all
 // of the request headers; responses and pushes carry the ids that route them
@@ -47,8 +50,8 @@ const (
 )
 
 // Default content types of payloads, as the protocol defines them for the p
-// and pb fields.
+// and pb fields (the same as wire's).
 const (
-	ContentTypeJSON   = "application/json"
-	ContentTypeBinary = "application/octet-stream"
+	ContentTypeJSON   = wire.ContentTypeJSON
+	ContentTypeBinary = wire.ContentTypeBinary
 )

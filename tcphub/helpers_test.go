@@ -60,6 +60,8 @@ func startGateway(t *testing.T, cluster *kafkatest.Cluster, topic string, tweak 
 		BrokerAddrs:   cluster.Addrs(),
 		RequestTopic:  topic,
 		PresenceTopic: topic + ".presence",
+		InstanceID:    kafkatest.UniqueName("gw"),
+		CreateTopics:  true,
 		Authenticator: tcphub.AllowAll(),
 		Logger:        quiet,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 )
 
 // TestThreeInstances: three gateways share the request and presence topics
@@ -27,14 +28,14 @@ func TestThreeInstances(t *testing.T) {
 	})
 
 	var gws []*gateway
-	var clients []*tcphub.Client
+	var clients []*device.Client
 	for i := range 3 {
 		gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
 			c.InstanceID = kafkatest.UniqueName(fmt.Sprintf("gw-%d", i))
 			c.PresenceTopic = presence
 		})
 		gws = append(gws, gw)
-		c, err := tcphub.Dial(testCtx(t, 10*time.Second), gw.addr, tcphub.DialOptions{DeviceID: fmt.Sprintf("dev-%d", i), Logger: quiet})
+		c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: fmt.Sprintf("dev-%d", i), Logger: quiet})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
 		clients = append(clients, c)

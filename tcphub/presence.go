@@ -27,6 +27,15 @@ func presenceTopicSpec(name string, rf int16) kafka.TopicSpec {
 	return kafka.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: rf, Config: map[string]string{"cleanup.policy": "compact"}}
 }
 
+// presenceMessage is the record of rec on the presence topic.
+func presenceMessage(topic string, rec Presence) *kafka.ProducerMessage {
+	value, _ := json.Marshal(rec) // cannot fail: plain fields
+	return &kafka.ProducerMessage{
+		Topic: topic, Key: []byte(rec.Device), Value: value,
+		Headers: []kafka.Header{{Key: HeaderContentType, Value: []byte(ContentTypeJSON)}},
+	}
+}
+
 // presencePublisher writes presence records in the background, so a
 // handshake never waits for Kafka. Records pending for the same device are
 // coalesced, keeping the latest: the topic is compacted to the latest per
@@ -98,18 +107,14 @@ func (p *presencePublisher) flush() {
 	out := p.s.producer.Channels()
 	for _, dev := range order {
 		rec := pending[dev]
-		value, _ := json.Marshal(rec) // cannot fail: plain fields
-		msg := &kafka.ProducerMessage{
-			Topic: p.s.cfg.PresenceTopic, Key: []byte(dev), Value: value,
-			Headers: []kafka.Header{{Key: HeaderContentType, Value: []byte(ContentTypeJSON)}},
-			OnDelivery: func(d kafka.Delivery) {
-				if d.Err != nil {
-					p.s.m.presenceFailures.Inc()
-					p.s.log.Warn("presence not published", "device", dev, "online", rec.Online, "error", d.Err)
-					return
-				}
-				p.s.m.presencePublished.Inc()
-			},
+		msg := presenceMessage(p.s.cfg.PresenceTopic, rec)
+		msg.OnDelivery = func(d kafka.Delivery) {
+			if d.Err != nil {
+				p.s.m.presenceFailures.Inc()
+				p.s.log.Warn("presence not published", "device", dev, "online", rec.Online, "error", d.Err)
+				return
+			}
+			p.s.m.presencePublished.Inc()
 		}
 		select {
 		case out.Output <- msg:

@@ -3,27 +3,33 @@ package tcphub
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
 // PusherConfig configures a Pusher. BrokerAddrs and Producer are required.
 type PusherConfig struct {
 	// BrokerAddrs are the Kafka bootstrap brokers. Required.
 	BrokerAddrs []string
-	// Producer writes the pushes. Required; the Pusher does not close it.
-	Producer *kafka.Producer
+	// Producer writes the pushes: the service's own producer, or a
+	// kafkatest fake or mock in tests. Required; the Pusher does not close
+	// it.
+	Producer kafka.IProducer
 	// PresenceTopic is the gateways' presence topic. Default
 	// "tcphub.presence".
 	PresenceTopic string
-	// KafkaVersion, ClientID and Security configure the presence
-	// consumer. Defaults "3.6.0", "tcphub-pusher", plaintext.
+	// CreateTopics lets NewPusher create the presence topic (1 partition,
+	// compacted) when it is missing. False: it must exist (a gateway with
+	// CreateTopics creates it), else NewPusher fails with an error wrapping
+	// ErrTopicMissing.
+	CreateTopics bool
+	// KafkaVersion, ClientID and Security configure the presence topic's
+	// reader. Defaults "3.6.0", "tcphub-pusher", plaintext.
 	KafkaVersion string
 	ClientID     string
 	Security     *kafka.SecurityConfig
@@ -45,10 +51,8 @@ type PusherConfig struct {
 type Pusher struct {
 	cfg      PusherConfig
 	log      *slog.Logger
-	client   sarama.Client
-	consumer sarama.Consumer
-	pcs      []sarama.PartitionConsumer
-	wg       sync.WaitGroup
+	presence *kafka.Reader
+	wg       sync.WaitGroup // the goroutine applying presence records
 
 	mu      sync.Mutex
 	devices map[string]Presence // online devices only
@@ -57,8 +61,8 @@ type Pusher struct {
 	closeOnce sync.Once
 }
 
-// NewPusher connects to Kafka, creates the presence topic if it is missing,
-// and reads it up to its current end before returning, so that Push knows
+// NewPusher connects to Kafka, creates the presence topic if it is missing
+// and CreateTopics is set, and reads it up to its current end before returning, so that Push knows
 // every device announced so far. ctx bounds all of this; on failure
 // nothing is left running.
 func NewPusher(ctx context.Context, cfg PusherConfig) (*Pusher, error) {
@@ -84,108 +88,75 @@ func NewPusher(ctx context.Context, cfg PusherConfig) (*Pusher, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.BrokerAddrs = append([]string(nil), cfg.BrokerAddrs...)
-	scfg, err := kafka.SaramaConfig(cfg.KafkaVersion, cfg.ClientID, cfg.Security)
-	if err != nil {
+	rcfg := &kafka.ReaderConfig{
+		BrokerAddrs: cfg.BrokerAddrs, Topic: cfg.PresenceTopic, From: kafka.ReadOldest,
+		KafkaVersion: cfg.KafkaVersion, ClientID: cfg.ClientID, SecurityConfig: cfg.Security, Logger: cfg.Logger,
+	}
+	if err := rcfg.Validate(); err != nil {
 		return nil, err
 	}
 	p := &Pusher{cfg: cfg, log: cfg.Logger.With("component", "tcphub.pusher"), devices: map[string]Presence{}, changed: make(chan struct{})}
-	if err := p.start(ctx, scfg); err != nil {
-		p.Close()
-		return nil, err
+	if cfg.CreateTopics {
+		if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, presenceTopicSpec(cfg.PresenceTopic, 0)); err != nil {
+			return nil, fmt.Errorf("tcphub: pusher: %w", err)
+		}
+	} else {
+		topics, err := kafka.ListTopics(ctx, cfg.BrokerAddrs, cfg.Security)
+		if err != nil {
+			return nil, fmt.Errorf("tcphub: pusher: %w", err)
+		}
+		if !slices.Contains(topics, cfg.PresenceTopic) {
+			return nil, fmt.Errorf("tcphub: pusher: %w: %s (create it, or set PusherConfig.CreateTopics)", ErrTopicMissing, cfg.PresenceTopic)
+		}
 	}
-	return p, nil
-}
-
-func (p *Pusher) start(ctx context.Context, scfg *sarama.Config) error {
-	// sarama.NewClient is not bounded by ctx: run it aside.
-	type result struct {
-		c   sarama.Client
-		err error
+	r, err := kafka.NewReader(ctx, rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("tcphub: pusher: %w", err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		c, err := sarama.NewClient(p.cfg.BrokerAddrs, scfg)
-		ch <- result{c, err}
-	}()
+	p.presence = r
+	// Caught up once each partition's record at end-1 (as of the start)
+	// is applied.
+	pending := r.Backlog()
+	synced := make(chan struct{})
+	p.wg.Add(1)
+	go p.consume(pending, synced)
 	select {
-	case r := <-ch:
-		if r.err != nil {
-			return fmt.Errorf("tcphub: pusher connecting to %v: %w", p.cfg.BrokerAddrs, r.err)
-		}
-		p.client = r.c
+	case <-synced:
+		return p, nil
 	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.c != nil {
-				_ = r.c.Close()
-			}
-		}()
-		return fmt.Errorf("tcphub: pusher connecting: %w", ctx.Err())
+		_ = p.Close()
+		return nil, fmt.Errorf("tcphub: pusher: reading presence: %w", ctx.Err())
 	}
-	if err := kafka.CreateTopic(ctx, p.cfg.BrokerAddrs, p.cfg.Security, presenceTopicSpec(p.cfg.PresenceTopic, 0)); err != nil {
-		return fmt.Errorf("tcphub: pusher: %w", err)
-	}
-	consumer, err := sarama.NewConsumerFromClient(p.client)
-	if err != nil {
-		return fmt.Errorf("tcphub: pusher: %w", err)
-	}
-	p.consumer = consumer
-	parts, err := p.client.Partitions(p.cfg.PresenceTopic)
-	if err != nil {
-		return fmt.Errorf("tcphub: pusher: partitions of %s: %w", p.cfg.PresenceTopic, err)
-	}
-	synced := make(chan struct{}, len(parts))
-	for _, part := range parts {
-		oldest, err := p.client.GetOffset(p.cfg.PresenceTopic, part, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("tcphub: pusher: %w", err)
-		}
-		end, err := p.client.GetOffset(p.cfg.PresenceTopic, part, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("tcphub: pusher: %w", err)
-		}
-		pc, err := consumer.ConsumePartition(p.cfg.PresenceTopic, part, oldest)
-		if err != nil {
-			return fmt.Errorf("tcphub: pusher: consuming %s/%d: %w", p.cfg.PresenceTopic, part, err)
-		}
-		p.pcs = append(p.pcs, pc)
-		if end <= oldest {
-			synced <- struct{}{}
-			end = -1
-		}
-		p.wg.Add(1)
-		go p.consume(pc, end, synced)
-	}
-	for range parts {
-		select {
-		case <-synced:
-		case <-ctx.Done():
-			return fmt.Errorf("tcphub: pusher: reading presence: %w", ctx.Err())
-		}
-	}
-	return nil
 }
 
-// consume applies one partition's presence records, signalling synced once
-// it has read up to end (the offset after the last record at start).
-func (p *Pusher) consume(pc sarama.PartitionConsumer, end int64, synced chan<- struct{}) {
+// consume applies presence records until Close, closing synced once the
+// records present at start (pending: partition to end offset) are applied.
+func (p *Pusher) consume(pending map[int32]int64, synced chan<- struct{}) {
 	defer p.wg.Done()
-	for msg := range pc.Messages() {
+	if len(pending) == 0 {
+		close(synced)
+		synced = nil
+	}
+	for msg := range p.presence.Messages() {
 		p.apply(msg)
-		if end >= 0 && msg.Offset >= end-1 {
-			synced <- struct{}{}
-			end = -1
+		if end, ok := pending[msg.Partition()]; ok && msg.Offset() >= end-1 {
+			delete(pending, msg.Partition())
+			if len(pending) == 0 && synced != nil {
+				close(synced)
+				synced = nil
+			}
 		}
 	}
 }
 
-func (p *Pusher) apply(msg *sarama.ConsumerMessage) {
-	if msg.Value == nil { // a tombstone
-		p.update(func(m map[string]Presence) { delete(m, string(msg.Key)) })
+func (p *Pusher) apply(msg kafka.Message) {
+	if msg.Value() == nil { // a tombstone
+		p.update(func(m map[string]Presence) { delete(m, string(msg.Key())) })
 		return
 	}
 	var rec Presence
-	if err := json.Unmarshal(msg.Value, &rec); err != nil || rec.Device == "" {
-		p.log.Warn("presence record ignored", "offset", msg.Offset, "error", err)
+	if err := json.Unmarshal(msg.Value(), &rec); err != nil || rec.Device == "" {
+		p.log.Warn("presence record ignored", "offset", msg.Offset(), "error", err)
 		return
 	}
 	p.update(func(m map[string]Presence) {
@@ -249,11 +220,11 @@ func (p *Pusher) Push(ctx context.Context, deviceID string, payload []byte, opts
 	o := applyOptions(opts)
 	id := o.messageID
 	if id == "" {
-		id = "m-" + randomHex(8)
+		id = wire.RandomID("m-")
 	}
 	ct := o.contentType
 	if ct == "" {
-		ct = defaultContentType(payload)
+		ct = wire.DefaultContentType(payload)
 	}
 	headers := append([]kafka.Header{
 		{Key: HeaderKind, Value: []byte(KindPush)},
@@ -270,26 +241,12 @@ func (p *Pusher) Push(ctx context.Context, deviceID string, payload []byte, opts
 }
 
 // Close stops reading presence and releases the Pusher's connections. It
-// does not close the Producer.
+// does not close the Producer. It is idempotent.
 func (p *Pusher) Close() error {
-	var errs []error
+	var err error
 	p.closeOnce.Do(func() {
-		for _, pc := range p.pcs {
-			if err := pc.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		err = p.presence.Close()
 		p.wg.Wait()
-		if p.consumer != nil {
-			if err := p.consumer.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if p.client != nil {
-			if err := p.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-				errs = append(errs, err)
-			}
-		}
 	})
-	return errors.Join(errs...)
+	return err
 }

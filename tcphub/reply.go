@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kafkahub/kafkahub/kafka"
+	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
 // RequestInfo is what the gateway wrote in the headers of a request
@@ -58,7 +61,7 @@ func ParseRequest(msg kafka.Message) (RequestInfo, error) {
 // producer's error when the record is not written. Delivery to the device
 // is at most once: a device that disconnected in the meantime does not get
 // it.
-func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, status int, payload []byte, opts ...SendOption) error {
+func Reply(ctx context.Context, producer kafka.IProducer, req kafka.Message, status int, payload []byte, opts ...SendOption) error {
 	ri, err := ParseRequest(req)
 	if err != nil {
 		return err
@@ -69,7 +72,7 @@ func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, sta
 	o := applyOptions(opts)
 	ct := o.contentType
 	if ct == "" {
-		ct = defaultContentType(payload)
+		ct = wire.DefaultContentType(payload)
 	}
 	headers := make([]kafka.Header, 0, 7+len(o.headers))
 	headers = append(headers,
@@ -86,5 +89,12 @@ func Reply(ctx context.Context, producer *kafka.Producer, req kafka.Message, sta
 		headers = append(headers, kafka.Header{Key: HeaderTraceID, Value: []byte(ri.TraceID)})
 	}
 	headers = append(headers, o.headers...)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// Continue the request's trace (its process span, inside a
+		// handler) even when ctx is not the handler's.
+		if sc := trace.SpanContextFromContext(req.Context()); sc.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
 	return producer.Send(ctx, &kafka.ProducerMessage{Topic: ri.ReplyTo, Key: []byte(ri.DeviceID), Value: payload, Headers: headers})
 }

@@ -9,11 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/IBM/sarama"
 
 	"github.com/kafkahub/kafkahub/internal/gatewayloop"
 	"github.com/kafkahub/kafkahub/kafka"
@@ -38,7 +38,10 @@ type Server struct {
 	instanceBytes []byte
 	replyToBytes  []byte
 	presence      *presencePublisher
-	loop          *gatewayloop.Loop // nil except in the gateway benchmark
+	// ratePerMin and rateBurst announce the rate limit in the welcome
+	// (zero: no limit).
+	ratePerMin, rateBurst int
+	loop                  *gatewayloop.Loop // nil except in the gateway benchmark
 
 	open     atomic.Int64 // accepted connections not yet torn down
 	draining atomic.Bool  // goodbye sent: new requests refused
@@ -47,16 +50,17 @@ type Server struct {
 	baseCtx    context.Context // ends when a shutdown runs out of time
 	cancelBase context.CancelFunc
 
+	tracing kafka.Tracing
+
 	startMu sync.Mutex // serialises Start
 	mu      sync.Mutex // guards the fields below
 	started bool
 	closing bool
 	// Set by Start, read-only after it.
-	producer   *kafka.Producer
-	client     sarama.Client
-	consumer   sarama.Consumer
-	partitions []sarama.PartitionConsumer
-	listeners  map[net.Listener]struct{}
+	producer    kafka.IProducer
+	ownProducer bool          // built by Start from the config, closed by Shutdown
+	replies     *kafka.Reader // the reply topic, from its newest offset
+	listeners   map[net.Listener]struct{}
 
 	quit   chan struct{} // closed when Shutdown begins
 	done   chan struct{} // closed when Shutdown has finished
@@ -72,11 +76,17 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
-	if _, err := kafka.SaramaConfig(c.KafkaVersion, c.ClientID, c.Security); err != nil {
+	if c.Producer == nil {
+		if err := c.producerConfig().Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.replyReaderConfig(c.replyTopic()).Validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg:        c,
+		tracing:    c.Telemetry.Tracing(TracerName),
 		log:        c.Logger.With("component", "tcphub", "instance", c.InstanceID),
 		m:          newMetrics(c.InstanceID),
 		reg:        newRegistry(),
@@ -90,6 +100,10 @@ func NewServer(cfg Config) (*Server, error) {
 	s.presence = newPresencePublisher(s)
 	s.loop = gatewayloop.For(c.InstanceID)
 	s.instanceBytes, s.replyToBytes = []byte(c.InstanceID), []byte(s.replyTopic)
+	if c.RateLimit >= 0 {
+		// Rounded down, so that a device keeping to it is never refused.
+		s.ratePerMin, s.rateBurst = int(min(max(c.RateLimit*60, 1), 1<<31-1)), c.RateBurst
+	}
 	return s, nil
 }
 
@@ -104,10 +118,13 @@ func (s *Server) ReplyTopic() string { return s.replyTopic }
 // authenticated device sessions.
 func (s *Server) Connections() (open, sessions int) { return s.reg.counts() }
 
-// Start connects the server to Kafka: it starts the producer, creates the
-// reply topic (and the presence topic) if missing, and starts reading the
-// reply topic from its newest offset. It retries with exponential backoff
-// until it succeeds or ctx ends. Serve calls it; call it first to know
+// Start connects the server to Kafka: it starts the producer (or
+// initialises Config.Producer), creates the reply topic and the presence
+// topic if they are missing and Config.CreateTopics is set (else checks that
+// they exist, failing with ErrTopicMissing), and starts reading the reply
+// topic from its newest offset. It retries with exponential backoff until it
+// succeeds or ctx ends; an invalid config and a missing topic end it at
+// once. Serve calls it; call it first to know
 // that the gateway is ready before devices connect. Calling it again after
 // success does nothing.
 func (s *Server) Start(ctx context.Context) error {
@@ -138,7 +155,7 @@ func (s *Server) Start(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrServerClosed) {
+		if errors.Is(err, ErrInvalidConfig) || errors.Is(err, ErrServerClosed) || errors.Is(err, ErrTopicMissing) {
 			return err
 		}
 		s.log.Warn("cannot start: retrying", "error", err, "in", delay)
@@ -155,72 +172,39 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) startOnce(ctx context.Context) (err error) {
 	cfg := s.cfg
-	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
-		BrokerAddrs: cfg.BrokerAddrs, Topic: cfg.RequestTopic, KafkaVersion: cfg.KafkaVersion,
-		ClientID: cfg.ClientID, SecurityConfig: cfg.Security, Logger: cfg.Logger,
-	})
-	if err != nil {
-		return err
+	producer, own := cfg.Producer, false
+	if producer == nil {
+		p, err := kafka.NewProducer(ctx, cfg.producerConfig())
+		if err != nil {
+			return err
+		}
+		producer, own = p, true
 	}
-	var client sarama.Client
-	var consumer sarama.Consumer
-	var pcs []sarama.PartitionConsumer
+	var replies *kafka.Reader
 	defer func() {
 		if err == nil {
 			return
 		}
-		for _, pc := range pcs {
-			_ = pc.Close()
+		if replies != nil {
+			_ = replies.Close()
 		}
-		if consumer != nil {
-			_ = consumer.Close()
+		if own {
+			closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = producer.Close(closeCtx)
 		}
-		if client != nil {
-			_ = client.Close()
-		}
-		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = producer.Close(closeCtx)
 	}()
 	if err := producer.Initialise(ctx); err != nil {
 		return err
 	}
-	scfg, err := kafka.SaramaConfig(cfg.KafkaVersion, cfg.ClientID, cfg.Security)
-	if err != nil {
+	if err := s.ensureTopics(ctx); err != nil {
 		return err
 	}
-	client, err = sarama.NewClient(cfg.BrokerAddrs, scfg)
+	// Newest: replies produced before this instance started are for
+	// sockets of an earlier run, which no longer exist.
+	replies, err = kafka.NewReader(ctx, cfg.replyReaderConfig(s.replyTopic))
 	if err != nil {
-		return fmt.Errorf("connecting to %v: %w", cfg.BrokerAddrs, err)
-	}
-	// One partition is enough for a reply topic: it carries only this
-	// instance's share of the responses.
-	if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, kafka.TopicSpec{
-		Name: s.replyTopic, Partitions: 1, ReplicationFactor: cfg.ReplicationFactor,
-	}); err != nil {
-		return err
-	}
-	if !cfg.DisablePresence {
-		if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, presenceTopicSpec(cfg.PresenceTopic, cfg.ReplicationFactor)); err != nil {
-			return err
-		}
-	}
-	consumer, err = sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("reply consumer: %w", err)
-	}
-	parts, err := client.Partitions(s.replyTopic)
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", s.replyTopic, err)
-	}
-	for _, p := range parts {
-		// Newest: replies produced before this instance started are for
-		// sockets of an earlier run, which no longer exist.
-		pc, err := consumer.ConsumePartition(s.replyTopic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("consuming %s/%d: %w", s.replyTopic, p, err)
-		}
-		pcs = append(pcs, pc)
+		return fmt.Errorf("reply topic: %w", err)
 	}
 
 	s.mu.Lock()
@@ -228,13 +212,11 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	s.producer, s.client, s.consumer, s.partitions = producer, client, consumer, pcs
+	s.producer, s.ownProducer, s.replies = producer, own, replies
 	s.started = true
 	s.mu.Unlock()
-	for _, pc := range pcs {
-		s.bgWG.Add(1)
-		go s.deliverLoop(pc)
-	}
+	s.bgWG.Add(1)
+	go s.deliverLoop(replies.Messages())
 	if s.loop != nil {
 		s.bgWG.Add(1)
 		go s.loopReplies()
@@ -242,6 +224,40 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	s.bgWG.Add(1)
 	go s.presence.run()
 	s.log.Info("gateway started", "request_topic", cfg.RequestTopic, "reply_topic", s.replyTopic)
+	return nil
+}
+
+// ensureTopics creates the reply and presence topics when CreateTopics is
+// set, and otherwise checks that they exist.
+func (s *Server) ensureTopics(ctx context.Context) error {
+	cfg := s.cfg
+	// One partition is enough for a reply topic: it carries only this
+	// instance's share of the responses.
+	specs := []kafka.TopicSpec{{Name: s.replyTopic, Partitions: 1, ReplicationFactor: cfg.ReplicationFactor}}
+	if !cfg.DisablePresence {
+		specs = append(specs, presenceTopicSpec(cfg.PresenceTopic, cfg.ReplicationFactor))
+	}
+	if cfg.CreateTopics {
+		for _, spec := range specs {
+			if err := kafka.CreateTopic(ctx, cfg.BrokerAddrs, cfg.Security, spec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	topics, err := kafka.ListTopics(ctx, cfg.BrokerAddrs, cfg.Security)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, spec := range specs {
+		if !slices.Contains(topics, spec.Name) {
+			missing = append(missing, spec.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s (create them, or set Config.CreateTopics)", ErrTopicMissing, strings.Join(missing, ", "))
+	}
 	return nil
 }
 
@@ -338,8 +354,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // device goodbye (with GoodbyeDelay as after_ms), answers new requests with
 // unavailable, waits for the acks of requests already accepted, writes the
 // frames still queued and closes the connections, publishes their offline
-// presence, closes the reply consumer and flushes and closes the Kafka
-// producer. If ctx ends first, the remaining requests are abandoned
+// presence, closes the reply topic's reader and, when the server built its
+// producer, flushes and closes it (a Config.Producer is left open for its
+// owner, who closes it after Shutdown). If ctx ends first, the remaining requests are abandoned
 // (their devices get no ack and resend), connections are closed at once,
 // and Shutdown returns ctx's error once everything has stopped. No
 // goroutine of the server outlives Shutdown. Calling it again waits for
@@ -379,7 +396,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, c := range s.reg.snapshot() {
 		c.setReason(ErrServerClosed)
-		c.flushClose()
+		c.closeWith(nil)
 	}
 	if err := waitGroup(ctx, &s.connWG); err != nil {
 		result = err
@@ -399,26 +416,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return result
 	}
 	s.presence.stop()
-	for _, pc := range s.partitions {
-		_ = pc.Close()
+	if err := s.replies.Close(); err != nil {
+		s.log.Warn("closing the reply topic's reader", "error", err)
 	}
-	if err := s.consumer.Close(); err != nil {
-		s.log.Warn("closing reply consumer", "error", err)
-	}
-	pctx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-	}
-	if err := s.producer.Close(pctx); err != nil {
-		result = errors.Join(result, err)
-		<-s.producer.Channels().Closed
+	if s.ownProducer {
+		pctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			pctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+		}
+		if err := s.producer.Close(pctx); err != nil {
+			result = errors.Join(result, err)
+			<-s.producer.Channels().Closed
+		}
 	}
 	s.bgWG.Wait()
-	if err := s.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-		s.log.Warn("closing Kafka client", "error", err)
-	}
 	s.log.Info("gateway stopped")
 	return result
 }

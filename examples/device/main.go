@@ -2,10 +2,12 @@
 // requests and prints each ack and response with its latency, and prints
 // the pushes it receives.
 //
-//	go run ./examples/device -addr localhost:7400 -id sensor-1 -secret $TCPHUB_HMAC_SECRET -n 5
+//	go run ./examples/device -addr localhost:7400 -id sensor-1 -token "$(go run ./examples/token -id sensor-1)" -n 5
 //
-// -secret mints a token locally (as a provisioning service would, with
-// tcphub.NewToken); -token passes one as is. With -stdin each line read is
+// -token (or TCPHUB_TOKEN) is the hello's token; a device holds its token,
+// never the secret it is minted with (examples/token mints one, as a
+// provisioning service would). The program uses only the device client,
+// tcphub/device, so it links no Kafka client. With -stdin each line read is
 // sent as a request payload (JSON, or text sent as bytes). With -stay the
 // device keeps its connection after the requests and prints pushes until
 // interrupted, reconnecting when the gateway goes away.
@@ -25,14 +27,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 )
 
 func main() {
 	addr := flag.String("addr", "localhost:7400", "gateway address")
 	id := flag.String("id", "device-1", "device id")
 	token := flag.String("token", os.Getenv("TCPHUB_TOKEN"), "token for the hello (TCPHUB_TOKEN)")
-	secret := flag.String("secret", os.Getenv("TCPHUB_HMAC_SECRET"), "mint a token with this HMAC secret (TCPHUB_HMAC_SECRET)")
 	n := flag.Int("n", 3, "requests to send (ignored with -stdin)")
 	interval := flag.Duration("interval", time.Second, "pause between requests")
 	stdin := flag.Bool("stdin", false, "send each line of standard input as a request")
@@ -51,21 +52,15 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(ctx, log, *addr, *id, *token, *secret, *n, *interval, *stdin, *wait, *stay, *caFile, *certFile, *keyFile); err != nil {
+	if err := run(ctx, log, *addr, *id, *token, *n, *interval, *stdin, *wait, *stay, *caFile, *certFile, *keyFile); err != nil {
 		fmt.Fprintln(os.Stderr, "device:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, addr, id, token, secret string, n int, interval time.Duration,
+func run(ctx context.Context, log *slog.Logger, addr, id, token string, n int, interval time.Duration,
 	stdin bool, wait time.Duration, stay bool, caFile, certFile, keyFile string) error {
-	if token == "" && secret != "" {
-		var err error
-		if token, err = tcphub.NewToken([]byte(secret), id, 24*time.Hour); err != nil {
-			return err
-		}
-	}
-	opts := tcphub.DialOptions{DeviceID: id, Token: token, ClientName: "kafkahub-example-device/1", Logger: log}
+	opts := device.Options{DeviceID: id, Token: token, ClientName: "kafkahub-example-device/1", Logger: log}
 	if caFile != "" || certFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if caFile != "" {
@@ -88,7 +83,7 @@ func run(ctx context.Context, log *slog.Logger, addr, id, token, secret string, 
 		opts.TLSConfig = tc
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	c, err := tcphub.Dial(dctx, addr, opts)
+	c, err := device.Dial(dctx, addr, opts)
 	cancel()
 	if err != nil {
 		return err

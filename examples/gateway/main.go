@@ -12,8 +12,8 @@
 // runs with nothing installed; examples/device talks to it.
 //
 // Devices authenticate with HMAC tokens (TCPHUB_HMAC_SECRET or
-// -hmac-secret-file; mint them with tcphub.NewToken or examples/device
-// -secret), or with client certificates when -tls-client-ca is set and no
+// -hmac-secret-file; mint them with tcphub.NewToken or examples/token),
+// or with client certificates when -tls-client-ca is set and no
 // secret is.
 package main
 
@@ -87,6 +87,7 @@ type options struct {
 	brokers                          string
 	requestTopic, presenceTopic      string
 	replyPrefix, instanceID          string
+	createTopics                     bool
 	createPartitions                 int
 	tlsCert, tlsKey, tlsClientCA     string
 	hmacSecretFile                   string
@@ -106,7 +107,8 @@ func main() {
 	flag.IntVar(&o.createPartitions, "create-request-topic", envInt("TCPHUB_CREATE_REQUEST_TOPIC", 0), "create the request topic with this many partitions if missing; 0: do not (TCPHUB_CREATE_REQUEST_TOPIC)")
 	flag.StringVar(&o.presenceTopic, "presence-topic", env("TCPHUB_PRESENCE_TOPIC", tcphub.DefaultPresenceTopic), "compacted presence topic (TCPHUB_PRESENCE_TOPIC)")
 	flag.StringVar(&o.replyPrefix, "reply-prefix", env("TCPHUB_REPLY_PREFIX", tcphub.DefaultReplyTopicPrefix), "reply topic prefix (TCPHUB_REPLY_PREFIX)")
-	flag.StringVar(&o.instanceID, "instance-id", env("TCPHUB_INSTANCE_ID", ""), "instance id, unique among running gateways; default random (TCPHUB_INSTANCE_ID)")
+	flag.StringVar(&o.instanceID, "instance-id", env("TCPHUB_INSTANCE_ID", ""), "instance id, unique among running gateways and stable across restarts; default the host name (TCPHUB_INSTANCE_ID)")
+	flag.BoolVar(&o.createTopics, "create-topics", true, "create this instance's reply topic and the presence topic if missing")
 	flag.StringVar(&o.tlsCert, "tls-cert", env("TCPHUB_TLS_CERT", ""), "server certificate file: enables TLS (TCPHUB_TLS_CERT)")
 	flag.StringVar(&o.tlsKey, "tls-key", env("TCPHUB_TLS_KEY", ""), "server key file (TCPHUB_TLS_KEY)")
 	flag.StringVar(&o.tlsClientCA, "tls-client-ca", env("TCPHUB_TLS_CLIENT_CA", ""), "CA file for device certificates: requires mutual TLS (TCPHUB_TLS_CLIENT_CA)")
@@ -173,6 +175,7 @@ func run(o options) error {
 		PresenceTopic:    o.presenceTopic,
 		ReplyTopicPrefix: o.replyPrefix,
 		InstanceID:       o.instanceID,
+		CreateTopics:     o.createTopics,
 		Addr:             o.listen,
 		Heartbeat:        o.heartbeat,
 		HandshakeTimeout: o.handshake,

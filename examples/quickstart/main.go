@@ -6,6 +6,7 @@
 // everything shuts down; the exit status is 0 only if every step worked.
 //
 //	go run ./examples/quickstart
+//	go run ./examples/quickstart -trace   # and print the span tree of a round trip
 //
 // Point it at a real cluster with KAFKA_BROKERS=host1:9092,host2:9092.
 package main
@@ -22,23 +23,45 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 )
 
 func main() {
 	devices := flag.Int("devices", 3, "simulated devices")
 	trips := flag.Int("n", 3, "round trips per device")
+	traced := flag.Bool("trace", false, "record OpenTelemetry spans in memory and print the first round trip's span tree")
 	flag.Parse()
-	if err := run(*devices, *trips); err != nil {
+	var tel kafka.Telemetry
+	var spans *tracetest.SpanRecorder
+	if *traced {
+		// An SDK that keeps every span in memory, instead of exporting
+		// them to a collector.
+		spans = tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tel = kafka.Telemetry{TracerProvider: tp, Propagator: propagation.TraceContext{}}
+	}
+	if err := run(*devices, *trips, tel); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart: FAILED:", err)
 		os.Exit(1)
+	}
+	if spans != nil {
+		if err := printFirstTrip(os.Stdout, spans.Ended()); err != nil {
+			fmt.Fprintln(os.Stderr, "quickstart: FAILED:", err)
+			os.Exit(1)
+		}
 	}
 	fmt.Println("quickstart: OK")
 }
 
-func run(devices, trips int) (err error) {
+func run(devices, trips int, tel kafka.Telemetry) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -69,7 +92,9 @@ func run(devices, trips int) (err error) {
 		BrokerAddrs:   cluster.Addrs(),
 		RequestTopic:  requests,
 		PresenceTopic: presence,
+		CreateTopics:  true, // the reply and presence topics
 		Authenticator: auth,
+		Telemetry:     tel,
 		Logger:        log,
 	})
 	if err != nil {
@@ -97,13 +122,14 @@ func run(devices, trips int) (err error) {
 
 	// 2. The worker: consume requests, answer each through the reply
 	// topic named in the request.
-	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: requests, Logger: log})
+	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: requests, Telemetry: tel, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer closeProducer(producer)
 	workers, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
-		BrokerAddrs: cluster.Addrs(), Topics: []string{requests}, GroupName: requests + "-echo", NumWorkers: 3, Logger: log,
+		BrokerAddrs: cluster.Addrs(), Topics: []string{requests}, GroupName: requests + "-echo", NumWorkers: 3,
+		Telemetry: tel, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -140,7 +166,7 @@ func run(devices, trips int) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := device(ctx, l.Addr().String(), fmt.Sprintf("sensor-%d", i+1), secret, trips, pusher, log); err != nil {
+			if err := runDevice(ctx, l.Addr().String(), fmt.Sprintf("sensor-%d", i+1), secret, trips, pusher, log); err != nil {
 				errs <- err
 			}
 		}()
@@ -154,13 +180,13 @@ func run(devices, trips int) (err error) {
 	return errors.Join(all...)
 }
 
-// device is one simulated device: round trips, then a push.
-func device(ctx context.Context, addr, id string, secret []byte, trips int, pusher *tcphub.Pusher, log *slog.Logger) error {
+// runDevice is one simulated device: round trips, then a push.
+func runDevice(ctx context.Context, addr, id string, secret []byte, trips int, pusher *tcphub.Pusher, log *slog.Logger) error {
 	token, err := tcphub.NewToken(secret, id, time.Hour)
 	if err != nil {
 		return err
 	}
-	c, err := tcphub.Dial(ctx, addr, tcphub.DialOptions{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log})
+	c, err := device.Dial(ctx, addr, device.Options{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log})
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}

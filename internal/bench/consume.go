@@ -26,22 +26,30 @@ type consumeParams struct {
 	batch      int // BatchSize of kafkahub-batch
 }
 
-type consumer func(ctx context.Context, p consumeParams) (roundResult, error)
+type consumer = func(ctx context.Context, p consumeParams) (roundResult, error)
 
 func consumers() []impl[consumer] {
-	return []impl[consumer]{
-		{"kafkahub-1w", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, 1, false)
-		}},
-		{"kafkahub-Nw", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, p.partitions, false)
-		}},
-		{"kafkahub-batch", func(ctx context.Context, p consumeParams) (roundResult, error) {
-			return consumeKafkahub(ctx, p, 1, true)
-		}},
-		{"sarama", consumeSarama},
-		{"franz-go", consumeFranz},
+	out := instrumented("kafkahub-1w", func(ctx context.Context, p consumeParams, t telemetry) (roundResult, error) {
+		return consumeKafkahub(ctx, p, kafka.EngineSarama, 1, false, t)
+	}, telDefault, telOff, telSDK, telMetrics)
+	for _, e := range []struct {
+		prefix string
+		engine kafka.Engine
+	}{{"kafkahub", kafka.EngineSarama}, {"kafkahub-franz", kafka.EngineFranz}} {
+		if e.engine == kafka.EngineFranz {
+			out = append(out, impl[consumer]{e.prefix + "-1w", func(ctx context.Context, p consumeParams) (roundResult, error) {
+				return consumeKafkahub(ctx, p, e.engine, 1, false, telDefault)
+			}})
+		}
+		out = append(out,
+			impl[consumer]{e.prefix + "-Nw", func(ctx context.Context, p consumeParams) (roundResult, error) {
+				return consumeKafkahub(ctx, p, e.engine, p.partitions, false, telDefault)
+			}},
+			impl[consumer]{e.prefix + "-batch", func(ctx context.Context, p consumeParams) (roundResult, error) {
+				return consumeKafkahub(ctx, p, e.engine, 1, true, telDefault)
+			}})
 	}
+	return append(out, impl[consumer]{"sarama", consumeSarama}, impl[consumer]{"franz-go", consumeFranz})
 }
 
 // waitConsumed waits until every record was seen or the time limit, and
@@ -62,16 +70,21 @@ func waitConsumed(ctx context.Context, p consumeParams, start time.Time, seen *c
 	return roundResult{msgs: n, bytes: n * int64(p.size), seconds: d.Seconds()}, nil
 }
 
-// consumeKafkahub measures a ConsumerGroup with a no-op Handler on workers
-// workers, or with a no-op BatchHandler of p.batch records.
-func consumeKafkahub(ctx context.Context, p consumeParams, workers int, batch bool) (roundResult, error) {
+// consumeKafkahub measures a ConsumerGroup on engine with a no-op Handler on
+// workers, or with a no-op BatchHandler of p.batch records, instrumented as
+// t says (telemetry.go).
+func consumeKafkahub(ctx context.Context, p consumeParams, engine kafka.Engine, workers int, batch bool, t telemetry) (roundResult, error) {
 	cfg := &kafka.ConsumerGroupConfig{
 		BrokerAddrs: p.addrs,
+		Engine:      engine,
 		Topics:      []string{p.topic},
 		GroupName:   p.group,
 		NumWorkers:  workers,
 		Logger:      quietLogger,
 	}
+	var stop func()
+	cfg.Telemetry, stop = kafkaTelemetry(t)
+	defer stop()
 	if batch {
 		cfg.BatchSize = p.batch
 		// Only the last, partial batch of each partition waits for this.

@@ -29,7 +29,12 @@ type latencyRun func(ctx context.Context, p latencyParams) (roundResult, error)
 
 func latencyRuns() []impl[latencyRun] {
 	return []impl[latencyRun]{
-		{"kafkahub", latencyKafkahub},
+		{"kafkahub", func(ctx context.Context, p latencyParams) (roundResult, error) {
+			return latencyKafkahub(ctx, p, kafka.EngineSarama)
+		}},
+		{"kafkahub-franz", func(ctx context.Context, p latencyParams) (roundResult, error) {
+			return latencyKafkahub(ctx, p, kafka.EngineFranz)
+		}},
 		{"sarama", latencySarama},
 		{"franz-go", latencyFranz},
 	}
@@ -121,10 +126,10 @@ func finishLatency(ctx context.Context, p latencyParams, sent int, start time.Ti
 		errors: int64(sent) - n, lat: ds}, nil
 }
 
-func latencyKafkahub(ctx context.Context, p latencyParams) (roundResult, error) {
+func latencyKafkahub(ctx context.Context, p latencyParams, engine kafka.Engine) (roundResult, error) {
 	l := newLatencies(int(float64(p.rate) * p.limit.Seconds()))
 	g, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
-		BrokerAddrs: p.addrs, Topics: []string{p.topic}, GroupName: p.group, Logger: quietLogger,
+		BrokerAddrs: p.addrs, Topics: []string{p.topic}, GroupName: p.group, Engine: engine, Logger: quietLogger,
 	})
 	if err != nil {
 		return roundResult{}, err
@@ -144,7 +149,7 @@ func latencyKafkahub(ctx context.Context, p latencyParams) (roundResult, error) 
 	if err := g.StateWait(ctx, kafka.Consuming); err != nil {
 		return roundResult{}, err
 	}
-	kp, closeIt, err := newKafkahubProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: p.addrs, Topic: p.topic, Logger: quietLogger})
+	kp, closeIt, err := newKafkahubProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: p.addrs, Topic: p.topic, Engine: engine, Logger: quietLogger})
 	if err != nil {
 		return roundResult{}, err
 	}

@@ -73,7 +73,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds per implementation; the median is reported")
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run: "+strings.Join(allScenarios, ","))
 	impls := fs.String("impls", "", "only these implementations (comma-separated names, as in the table); empty: all")
-	fs.IntVar(&o.senders, "senders", 256, "goroutines calling Send in kafkahub-send")
+	fs.IntVar(&o.senders, "senders", 256, "goroutines calling Send (kafkahub-send, kafkahub-franz-send), SendMessage (sarama-sync) and ProduceSync (franz-sync)")
 	fs.IntVar(&o.batch, "batch", 500, "BatchSize of kafkahub-batch")
 	fs.IntVar(&o.rate, "rate", 5000, "records per second in the latency scenario")
 	fs.DurationVar(&o.latLimit, "latency-duration", 4*time.Second, "how long the latency scenario produces per round")

@@ -39,15 +39,27 @@ func keysFor(n int) [][]byte {
 	return keys
 }
 
-type producer func(ctx context.Context, p produceParams) (roundResult, error)
+type producer = func(ctx context.Context, p produceParams) (roundResult, error)
 
 func producers() []impl[producer] {
-	return []impl[producer]{
-		{"kafkahub-output", produceKafkahubOutput},
-		{"kafkahub-send", produceKafkahubSend},
-		{"sarama", produceSarama},
-		{"franz-go", produceFranz},
-	}
+	out := instrumented("kafkahub-output", func(ctx context.Context, p produceParams, t telemetry) (roundResult, error) {
+		return produceKafkahubOutput(ctx, p, kafka.EngineSarama, t)
+	}, telDefault, telOff, telSDK, telMetrics)
+	return append(out,
+		impl[producer]{"kafkahub-franz-output", func(ctx context.Context, p produceParams) (roundResult, error) {
+			return produceKafkahubOutput(ctx, p, kafka.EngineFranz, telDefault)
+		}},
+		impl[producer]{"kafkahub-send", func(ctx context.Context, p produceParams) (roundResult, error) {
+			return produceKafkahubSend(ctx, p, kafka.EngineSarama)
+		}},
+		impl[producer]{"kafkahub-franz-send", func(ctx context.Context, p produceParams) (roundResult, error) {
+			return produceKafkahubSend(ctx, p, kafka.EngineFranz)
+		}},
+		impl[producer]{"sarama", produceSarama},
+		impl[producer]{"sarama-sync", produceSaramaSync},
+		impl[producer]{"franz-go", produceFranz},
+		impl[producer]{"franz-sync", produceFranzSync},
+	)
 }
 
 // sendLoop calls send(i) for i = 0.. until n records or the time limit,
@@ -84,9 +96,10 @@ func finishProduce(ctx context.Context, p produceParams, start time.Time, sent i
 	}, nil
 }
 
-func kafkahubProducerConfig(p produceParams) *kafka.ProducerConfig {
+func kafkahubProducerConfig(p produceParams, engine kafka.Engine) *kafka.ProducerConfig {
 	return &kafka.ProducerConfig{
 		BrokerAddrs:        p.addrs,
+		Engine:             engine,
 		Topic:              p.topic,
 		DisableIdempotence: !p.idempotent,
 		Logger:             quietLogger,
@@ -114,8 +127,13 @@ func newKafkahubProducer(ctx context.Context, cfg *kafka.ProducerConfig) (*kafka
 
 // produceKafkahubOutput feeds the Output channel and counts acks through
 // OnDelivery, the producer's fire-and-forget path.
-func produceKafkahubOutput(ctx context.Context, p produceParams) (roundResult, error) {
-	kp, closeIt, err := newKafkahubProducer(ctx, kafkahubProducerConfig(p))
+// t instruments it (telemetry.go).
+func produceKafkahubOutput(ctx context.Context, p produceParams, engine kafka.Engine, t telemetry) (roundResult, error) {
+	cfg := kafkahubProducerConfig(p, engine)
+	var stop func()
+	cfg.Telemetry, stop = kafkaTelemetry(t)
+	defer stop()
+	kp, closeIt, err := newKafkahubProducer(ctx, cfg)
 	if err != nil {
 		return roundResult{}, err
 	}
@@ -147,12 +165,21 @@ func produceKafkahubOutput(ctx context.Context, p produceParams) (roundResult, e
 
 // produceKafkahubSend calls Send, which waits for the ack, from
 // p.senders goroutines.
-func produceKafkahubSend(ctx context.Context, p produceParams) (roundResult, error) {
-	kp, closeIt, err := newKafkahubProducer(ctx, kafkahubProducerConfig(p))
+func produceKafkahubSend(ctx context.Context, p produceParams, engine kafka.Engine) (roundResult, error) {
+	kp, closeIt, err := newKafkahubProducer(ctx, kafkahubProducerConfig(p, engine))
 	if err != nil {
 		return roundResult{}, err
 	}
 	defer closeIt()
+	return sendersLoop(ctx, p, func(i int) error {
+		return kp.Send(ctx, &kafka.ProducerMessage{Key: p.keys[i%len(p.keys)], Value: p.value})
+	}), nil
+}
+
+// sendersLoop calls send, which waits for the ack, from p.senders
+// goroutines until n records or the time limit: the synchronous path of
+// every client, at one concurrency.
+func sendersLoop(ctx context.Context, p produceParams, send func(i int) error) roundResult {
 	var next, okCount, failed atomic.Int64
 	var stop atomic.Bool
 	lat := new(sampler)
@@ -166,12 +193,11 @@ func produceKafkahubSend(ctx context.Context, p produceParams) (roundResult, err
 					stop.Store(true)
 					return
 				}
-				m := &kafka.ProducerMessage{Key: p.keys[int(i)%len(p.keys)], Value: p.value}
 				var t time.Time
 				if i%sampleEvery == 0 {
 					t = time.Now()
 				}
-				if err := kp.Send(ctx, m); err != nil {
+				if err := send(int(i)); err != nil {
 					failed.Add(1)
 					continue
 				}
@@ -186,7 +212,43 @@ func produceKafkahubSend(ctx context.Context, p produceParams) (roundResult, err
 	end := time.Now()
 	ok := okCount.Load()
 	return roundResult{msgs: ok, bytes: ok * int64(len(p.value)), seconds: end.Sub(start).Seconds(),
-		errors: failed.Load(), lat: lat.take()}, nil
+		errors: failed.Load(), lat: lat.take()}
+}
+
+// produceSaramaSync is Sarama's SyncProducer, Send's true peer, from
+// p.senders goroutines.
+func produceSaramaSync(ctx context.Context, p produceParams) (roundResult, error) {
+	client, err := sarama.NewClient(p.addrs, saramaProducerConfig(p.idempotent))
+	if err != nil {
+		return roundResult{}, err
+	}
+	defer client.Close()
+	sp, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return roundResult{}, err
+	}
+	defer sp.Close()
+	return sendersLoop(ctx, p, func(i int) error {
+		_, _, err := sp.SendMessage(&sarama.ProducerMessage{Topic: p.topic,
+			Key: sarama.ByteEncoder(p.keys[i%len(p.keys)]), Value: sarama.ByteEncoder(p.value)})
+		return err
+	}), nil
+}
+
+// produceFranzSync is kgo's ProduceSync, Send's true peer, from p.senders
+// goroutines.
+func produceFranzSync(ctx context.Context, p produceParams) (roundResult, error) {
+	cl, err := kgo.NewClient(franzProducerOpts(p)...)
+	if err != nil {
+		return roundResult{}, err
+	}
+	defer cl.Close()
+	if err := cl.Ping(ctx); err != nil {
+		return roundResult{}, err
+	}
+	return sendersLoop(ctx, p, func(i int) error {
+		return cl.ProduceSync(ctx, &kgo.Record{Key: p.keys[i%len(p.keys)], Value: p.value}).FirstErr()
+	}), nil
 }
 
 // saramaProducerConfig reproduces what kafkahub configures by default

@@ -163,16 +163,25 @@ const (
 	svgTop      = 50
 )
 
-// Raw clients in neutral colours, kafkahub's variants in shades of red.
+// Raw clients in neutral colours, kafkahub's variants in shades of red
+// (Sarama engine) and orange (franz-go engine).
 var implColours = map[string]string{
-	"sarama":          "#8c8c8c",
-	"franz-go":        "#4c78a8",
-	"kafkahub":        "#e45756",
-	"kafkahub-output": "#e45756",
-	"kafkahub-send":   "#f28e8c",
-	"kafkahub-1w":     "#f28e8c",
-	"kafkahub-Nw":     "#e45756",
-	"kafkahub-batch":  "#a02c2b",
+	"sarama":                "#8c8c8c",
+	"sarama-sync":           "#bdbdbd",
+	"franz-go":              "#4c78a8",
+	"franz-sync":            "#9ecae9",
+	"kafkahub-franz":        "#f58518",
+	"kafkahub-franz-output": "#f58518",
+	"kafkahub-franz-send":   "#ffbf79",
+	"kafkahub-franz-1w":     "#ffbf79",
+	"kafkahub-franz-Nw":     "#f58518",
+	"kafkahub-franz-batch":  "#b35806",
+	"kafkahub":              "#e45756",
+	"kafkahub-output":       "#e45756",
+	"kafkahub-send":         "#f28e8c",
+	"kafkahub-1w":           "#f28e8c",
+	"kafkahub-Nw":           "#e45756",
+	"kafkahub-batch":        "#a02c2b",
 }
 
 func implColour(name string) string {

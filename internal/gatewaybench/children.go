@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkahub/kafkahub/internal/gatewayloop"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub"
@@ -106,6 +104,8 @@ func runGatewayChild(o options) int {
 		BrokerAddrs:    strings.Split(o.brokers, ","),
 		RequestTopic:   o.topic,
 		PresenceTopic:  o.topic + ".presence",
+		InstanceID:     "bench-gw",
+		CreateTopics:   true,
 		Authenticator:  auth,
 		Heartbeat:      o.heartbeat,
 		RateLimit:      -1,
@@ -199,13 +199,42 @@ quit:
 
 // Header keys and values of the echo loop's replies.
 var (
-	keyKind, valResponse = []byte(tcphub.HeaderKind), []byte(tcphub.KindResponse)
-	keyStatus, val200    = []byte(tcphub.HeaderStatus), []byte("200")
-	loopKeys             = map[string][]byte{
-		tcphub.HeaderDevice: []byte(tcphub.HeaderDevice), tcphub.HeaderConn: []byte(tcphub.HeaderConn),
-		tcphub.HeaderRequest: []byte(tcphub.HeaderRequest), tcphub.HeaderContentType: []byte(tcphub.HeaderContentType),
+	valResponse = []byte(tcphub.KindResponse)
+	val200      = []byte("200")
+	loopKeys    = map[string]bool{
+		tcphub.HeaderDevice: true, tcphub.HeaderConn: true, tcphub.HeaderRequest: true, tcphub.HeaderContentType: true,
 	}
 )
+
+// loopMessage is a reply of the echo loop: a kafka.Message held in one
+// allocation with its headers.
+type loopMessage struct {
+	key, value []byte
+	offset     int64
+	hs         [6]kafka.Header
+	n          int
+}
+
+func (m *loopMessage) Topic() string            { return "loop" }
+func (m *loopMessage) Partition() int32         { return 0 }
+func (m *loopMessage) Offset() int64            { return m.offset }
+func (m *loopMessage) Key() []byte              { return m.key }
+func (m *loopMessage) Value() []byte            { return m.value }
+func (m *loopMessage) Headers() []kafka.Header  { return m.hs[:m.n] }
+func (m *loopMessage) Timestamp() time.Time     { return time.Time{} }
+func (m *loopMessage) Context() context.Context { return context.Background() }
+func (m *loopMessage) Commit()                  {}
+func (m *loopMessage) Release()                 {}
+func (m *loopMessage) CommitAndRelease()        {}
+
+func (m *loopMessage) Header(key string) ([]byte, bool) {
+	for _, h := range m.hs[:m.n] {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
 
 // newEchoLoop is the in-memory stand-in for Kafka and the echo worker of
 // the gateway-only scenarios: each request record is acknowledged at once
@@ -213,33 +242,24 @@ var (
 // producer reports deliveries from one goroutine).
 func newEchoLoop() *gatewayloop.Loop {
 	in := make(chan *kafka.ProducerMessage, 1<<16)
-	out := make(chan *sarama.ConsumerMessage, 1<<16)
+	out := make(chan kafka.Message, 1<<16)
 	go func() {
 		var offset int64
 		for msg := range in {
 			msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic, Offset: offset})
 			// Few allocations: this loop runs in the gateway's process.
-			rec := &struct {
-				msg sarama.ConsumerMessage
-				hs  [6]sarama.RecordHeader
-				ptr [6]*sarama.RecordHeader
-			}{}
-			rec.msg = sarama.ConsumerMessage{Topic: "loop", Key: msg.Key, Value: msg.Value, Offset: offset}
+			rec := &loopMessage{key: msg.Key, value: msg.Value, offset: offset}
 			offset++
-			rec.hs[0] = sarama.RecordHeader{Key: keyKind, Value: valResponse}
-			rec.hs[1] = sarama.RecordHeader{Key: keyStatus, Value: val200}
-			n := 2
+			rec.hs[0] = kafka.Header{Key: tcphub.HeaderKind, Value: valResponse}
+			rec.hs[1] = kafka.Header{Key: tcphub.HeaderStatus, Value: val200}
+			rec.n = 2
 			for _, h := range msg.Headers {
-				if k := loopKeys[h.Key]; k != nil && n < len(rec.hs) {
-					rec.hs[n] = sarama.RecordHeader{Key: k, Value: h.Value}
-					n++
+				if loopKeys[h.Key] && rec.n < len(rec.hs) {
+					rec.hs[rec.n] = h
+					rec.n++
 				}
 			}
-			for i := range n {
-				rec.ptr[i] = &rec.hs[i]
-			}
-			rec.msg.Headers = rec.ptr[:n]
-			out <- &rec.msg
+			out <- rec
 		}
 	}()
 	return &gatewayloop.Loop{Produce: func(m *kafka.ProducerMessage) { in <- m }, Replies: out}

@@ -8,8 +8,6 @@ package gatewayloop
 import (
 	"sync/atomic"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkahub/kafkahub/kafka"
 )
 
@@ -24,7 +22,7 @@ type Loop struct {
 	// Replies carries records that the gateway delivers as if it had read
 	// them from its reply topic. The gateway stops reading it when it
 	// shuts down.
-	Replies <-chan *sarama.ConsumerMessage
+	Replies <-chan kafka.Message
 }
 
 var hook atomic.Pointer[func(instanceID string) *Loop]

@@ -1,6 +1,7 @@
 // Package handling runs a user's message handler under kafkahub's failure
 // policy: panics become errors, failures are retried with exponential
-// backoff, and a cancelled context interrupts the retries. The kafka
+// backoff unless marked permanent, a handler can ask that its message not
+// be committed, and a cancelled context interrupts the retries. The kafka
 // package's consumer group and kafkatest's fake consumer share it, so the
 // fake behaves exactly like the real thing.
 package handling
@@ -41,10 +42,21 @@ type Result struct {
 	// Interrupted is true when ctx ended before the handler succeeded:
 	// the message must not be committed.
 	Interrupted bool
+	// NoCommit is true when the handler's error carries ErrNoCommit: it
+	// was not retried, and the message must be neither committed nor
+	// dead-lettered, but the partition goes on.
+	NoCommit bool
 }
 
+// Commit reports whether the messages may be marked for commit: the
+// handler succeeded or gave up for good (dead-letter or skip).
+func (r Result) Commit() bool { return !r.Interrupted && !r.NoCommit }
+
 // Run calls call until it succeeds, the retries are spent, or ctx ends.
-// onRetry, if not nil, is told about each failure that will be retried.
+// An error carrying ErrNoCommit ends it at once with NoCommit set (it wins
+// over ErrPermanent); one carrying ErrPermanent ends it at once, as if the
+// retries were spent. onRetry, if not nil, is told about each failure that
+// will be retried.
 func (p Policy) Run(ctx context.Context, call func() error, onRetry func(attempt int, wait time.Duration, err error)) Result {
 	wait := p.Backoff
 	for attempt := 1; ; attempt++ {
@@ -55,7 +67,10 @@ func (p Policy) Run(ctx context.Context, call func() error, onRetry func(attempt
 		if ctx.Err() != nil {
 			return Result{Attempts: attempt, Err: err, Interrupted: true}
 		}
-		if attempt > p.Retries {
+		if errors.Is(err, ErrNoCommit) {
+			return Result{Attempts: attempt, Err: err, NoCommit: true}
+		}
+		if attempt > p.Retries || errors.Is(err, ErrPermanent) {
 			return Result{Attempts: attempt, Err: err}
 		}
 		if onRetry != nil {

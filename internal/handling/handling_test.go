@@ -3,6 +3,7 @@ package handling
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -68,4 +69,37 @@ func TestUntil(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ok = Policy{Backoff: time.Hour, MaxBackoff: time.Hour}.Until(ctx, func() error { return errBoom }, func(error) { cancel() })
 	assert.False(t, ok)
+}
+
+func TestRunPermanentIsNotRetried(t *testing.T) {
+	calls := 0
+	r := Policy{Retries: 5, Backoff: time.Hour, MaxBackoff: time.Hour}.Run(context.Background(),
+		func() error { calls++; return fmt.Errorf("decoding: %w", Permanent(errBoom)) }, nil)
+	assert.Equal(t, 1, calls)
+	assert.Equal(t, 1, r.Attempts)
+	require.ErrorIs(t, r.Err, ErrPermanent)
+	require.ErrorIs(t, r.Err, errBoom)
+	assert.Equal(t, "decoding: boom", r.Err.Error(), "the mark does not change the text")
+	assert.False(t, r.NoCommit)
+	assert.True(t, r.Commit(), "given up for good: dead-letter or skip, then commit")
+}
+
+func TestRunNoCommitEndsWithoutRetryOrCommit(t *testing.T) {
+	calls := 0
+	r := Policy{Retries: 5, Backoff: time.Microsecond, MaxBackoff: time.Microsecond}.Run(context.Background(),
+		func() error {
+			if calls++; calls == 1 {
+				return errBoom // an ordinary failure is retried first
+			}
+			return NoCommit(Permanent(errBoom))
+		}, nil)
+	assert.Equal(t, 2, calls)
+	assert.True(t, r.NoCommit, "NoCommit wins over Permanent")
+	assert.False(t, r.Commit())
+	require.ErrorIs(t, r.Err, ErrNoCommit)
+}
+
+func TestSignalsKeepNil(t *testing.T) {
+	require.NoError(t, Permanent(nil))
+	require.NoError(t, NoCommit(nil))
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 )
 
 // Environment of a gateway child process (see TestGatewayChild).
@@ -253,16 +254,16 @@ func TestGatewayInstanceCrash(t *testing.T) {
 	}
 	lb := startBalancer(t, addrs)
 
-	type device struct {
-		cl       *tcphub.Client
+	type devState struct {
+		cl       *device.Client
 		sessions []time.Time // welcome times, under mu
 	}
 	var mu sync.Mutex
-	devs := make([]*device, devices)
+	devs := make([]*devState, devices)
 	for d := range devices {
-		dv := &device{}
+		dv := &devState{}
 		devs[d] = dv
-		cl, err := tcphub.Dial(ctx, lb.l.Addr().String(), tcphub.DialOptions{
+		cl, err := device.Dial(ctx, lb.l.Addr().String(), device.Options{
 			DeviceID: fmt.Sprintf("dev-%03d", d), Logger: quiet,
 			MinBackoff: 200 * time.Millisecond, MaxBackoff: 5 * time.Second,
 			OnSession: func(string) {
@@ -291,10 +292,10 @@ func TestGatewayInstanceCrash(t *testing.T) {
 				for {
 					sid := dv.cl.SessionID()
 					rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-					call, err := dv.cl.Request(rctx, payload, tcphub.WithRequestID(id))
+					call, err := dv.cl.Request(rctx, payload, device.WithRequestID(id))
 					cancel()
 					if err != nil {
-						if ctx.Err() != nil || errors.Is(err, tcphub.ErrClientClosed) {
+						if ctx.Err() != nil || errors.Is(err, device.ErrClosed) {
 							return
 						}
 						requestErrors.Add(1) // e.g. unavailable while Kafka is slow: resend
@@ -315,7 +316,7 @@ func TestGatewayInstanceCrash(t *testing.T) {
 						nAnswered.Add(1)
 						break
 					}
-					if ctx.Err() != nil || errors.Is(err, tcphub.ErrClientClosed) {
+					if ctx.Err() != nil || errors.Is(err, device.ErrClosed) {
 						return
 					}
 					responseResends.Add(1)

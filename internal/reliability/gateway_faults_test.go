@@ -17,6 +17,7 @@ import (
 
 	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -32,6 +33,7 @@ func TestGatewayUnderFaults(t *testing.T) {
 
 	srv, err := tcphub.NewServer(tcphub.Config{
 		BrokerAddrs: ps.addrs, RequestTopic: topic, Authenticator: tcphub.AllowAll(),
+		InstanceID: topic + "-gw", CreateTopics: true,
 		ProduceTimeout: 5 * time.Second, Logger: quiet,
 	})
 	require.NoError(t, err)
@@ -53,7 +55,7 @@ func TestGatewayUnderFaults(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for d := range devices {
-		dev, err := tcphub.Dial(ctx, l.Addr().String(), tcphub.DialOptions{DeviceID: fmt.Sprintf("dev-%d", d), Logger: quiet})
+		dev, err := device.Dial(ctx, l.Addr().String(), device.Options{DeviceID: fmt.Sprintf("dev-%d", d), Logger: quiet})
 		require.NoError(t, err)
 		defer dev.Close()
 		wg.Add(1)
@@ -73,7 +75,7 @@ func TestGatewayUnderFaults(t *testing.T) {
 				if ms := time.Since(start).Milliseconds(); ms > slowest.Load() {
 					slowest.Store(ms)
 				}
-				var se *tcphub.ServerError
+				var se *device.ServerError
 				switch {
 				case err == nil:
 					acked.Store(payload, true)

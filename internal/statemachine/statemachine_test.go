@@ -2,6 +2,7 @@ package statemachine
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -52,7 +53,11 @@ func TestWaitSettled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- m.WaitSettled(ctx, 2, idle, done) }()
+	go func() {
+		found, err := m.WaitSettled(ctx, 2, idle, done)
+		assert.Equal(t, idle, found)
+		errc <- err
+	}()
 	m.Set(idle)
 	m.Settle(1) // an older request: not enough
 	select {
@@ -64,7 +69,9 @@ func TestWaitSettled(t *testing.T) {
 	require.NoError(t, <-errc)
 
 	m.Set(done)
-	require.NoError(t, m.WaitSettled(ctx, 99, idle, done), "a final state settles everything")
+	found, err := m.WaitSettled(ctx, 99, idle, done)
+	require.NoError(t, err, "a final state settles everything")
+	assert.Equal(t, done, found)
 
 	short, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel2()
@@ -88,4 +95,53 @@ func TestIntentNewestWinsAndWakes(t *testing.T) {
 		t.Fatal("two Sets leave one wake-up, not two")
 	default:
 	}
+}
+
+// TestInIsClosedWhileInState is the form a select written for dp-kafka's
+// state channels needs: asked while in the state, it is ready at once.
+func TestInIsClosedWhileInState(t *testing.T) {
+	m := New(idle, idle, busy, done)
+	select {
+	case <-m.In(idle):
+	default:
+		t.Fatal("In(current state) is not ready")
+	}
+	select {
+	case <-m.Entered(idle):
+		t.Fatal("Entered(current state) is ready, but it waits for the next entry")
+	default:
+	}
+	ch := m.In(busy)
+	select {
+	case <-ch:
+		t.Fatal("In(busy) ready while idle")
+	default:
+	}
+	m.Set(busy)
+	<-ch
+	m.Set(idle)
+	<-ch // a snapshot: it stays closed after busy is left
+	select {
+	case <-m.In(busy):
+		t.Fatal("a new In(busy) is ready while idle")
+	default:
+	}
+	assert.Nil(t, m.In(unknown))
+}
+
+func TestWaitForOrEndsInAnEndState(t *testing.T) {
+	errEnd := errors.New("ended")
+	m := New(idle, idle, busy, done)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- m.WaitForOr(ctx, busy, errEnd, done) }()
+	m.Set(done)
+	require.ErrorIs(t, <-errc, errEnd)
+	require.NoError(t, m.WaitForOr(ctx, done, errEnd, done), "waiting for an end state itself succeeds")
+	m.Set(busy)
+	require.NoError(t, m.WaitForOr(ctx, busy, errEnd, done))
+	short, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel2()
+	require.ErrorIs(t, m.WaitForOr(short, idle, errEnd, done), context.DeadlineExceeded)
 }

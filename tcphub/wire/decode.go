@@ -25,6 +25,8 @@ const (
 	seenHB
 	seenMaxFrame
 	seenMaxInFlight
+	seenRate
+	seenBurst
 	seenTo
 	seenCT
 	seenSt
@@ -33,6 +35,7 @@ const (
 	seenAfter
 	seenP
 	seenPB
+	seenTP
 )
 
 // decodeEnvelope parses one envelope. It checks syntax with jsonvalid.Valid
@@ -219,6 +222,12 @@ func (d *decoder) field(key []byte, escaped bool, val []byte) {
 	case "max_inflight":
 		bit = seenMaxInFlight
 		d.f.MaxInFlight = d.intField("max_inflight", val)
+	case "rate_per_min":
+		bit = seenRate
+		d.f.RatePerMin = d.intField("rate_per_min", val)
+	case "burst":
+		bit = seenBurst
+		d.f.Burst = d.intField("burst", val)
 	case "to":
 		bit = seenTo
 		d.f.Route = d.string("to", val, nil)
@@ -237,6 +246,9 @@ func (d *decoder) field(key []byte, escaped bool, val []byte) {
 	case "after_ms":
 		bit = seenAfter
 		d.f.AfterMS = d.intField("after_ms", val)
+	case "tp":
+		bit = seenTP
+		d.f.TraceParent = d.string("tp", val, nil)
 	case "p":
 		bit = seenP
 		// The payload is forwarded as sent, so keep the exact bytes,

@@ -41,12 +41,15 @@ func appendEnvelope(b []byte, f *Frame) ([]byte, error) {
 	b = appendIntField(b, `,"hb_ms":`, f.HeartbeatMS)
 	b = appendIntField(b, `,"max_frame":`, f.MaxFrame)
 	b = appendIntField(b, `,"max_inflight":`, f.MaxInFlight)
+	b = appendIntField(b, `,"rate_per_min":`, f.RatePerMin)
+	b = appendIntField(b, `,"burst":`, f.Burst)
 	b = appendStringField(b, `,"to":`, f.Route)
 	b = appendStringField(b, `,"ct":`, f.ContentType)
 	b = appendIntField(b, `,"st":`, f.Status)
 	b = appendStringField(b, `,"code":`, string(f.Code))
 	b = appendStringField(b, `,"msg":`, f.Message)
 	b = appendIntField(b, `,"after_ms":`, f.AfterMS)
+	b = appendStringField(b, `,"tp":`, f.TraceParent)
 	switch {
 	case f.Binary:
 		// Written even when empty so that Binary survives a round trip.

@@ -17,7 +17,7 @@ const (
 	// TypeHello opens a session, device to server: dev, optional tok and cli.
 	TypeHello Type = "hello"
 	// TypeWelcome accepts a hello, server to device: sid, hb_ms, max_frame,
-	// max_inflight.
+	// max_inflight, and optional rate_per_min and burst.
 	TypeWelcome Type = "welcome"
 	// TypeRequest carries a device message bound for Kafka, device to
 	// server: id, optional to, ct and payload.
@@ -91,6 +91,13 @@ type Frame struct {
 	// MaxInFlight is how many requests a device may have without ack or
 	// error, in welcome (max_inflight).
 	MaxInFlight int
+	// RatePerMin is the sustained number of requests per minute the
+	// server accepts from the device, in welcome when the server limits the
+	// rate (rate_per_min); requests beyond it and Burst get rate_limited.
+	RatePerMin int
+	// Burst is how many requests the device may send at once, above the
+	// rate, in welcome with RatePerMin (burst).
+	Burst int
 	// Route is the logical destination of a request, which the server maps
 	// to a Kafka topic; empty means the device's default route (to).
 	Route string
@@ -107,6 +114,11 @@ type Frame struct {
 	// AfterMS is a delay in milliseconds before reconnecting (goodbye) or
 	// retrying (error) (after_ms).
 	AfterMS int
+	// TraceParent is a W3C Trace Context traceparent (tp), optional in
+	// request, response and push frames: in a request, the device's trace
+	// that the gateway continues; in a response or push, the gateway's
+	// span that delivered it, for the device to continue.
+	TraceParent string
 	// Payload is the message body. When Binary is false it is the exact
 	// bytes of one JSON value, carried unchanged in p; when Binary is true
 	// it is arbitrary bytes, carried base64-encoded in pb.

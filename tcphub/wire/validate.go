@@ -100,11 +100,14 @@ func (f *Frame) validateFields() error {
 	ints := [...]struct {
 		name string
 		val  int
-	}{{"hb_ms", f.HeartbeatMS}, {"max_frame", f.MaxFrame}, {"max_inflight", f.MaxInFlight}, {"st", f.Status}, {"after_ms", f.AfterMS}}
+	}{{"hb_ms", f.HeartbeatMS}, {"max_frame", f.MaxFrame}, {"max_inflight", f.MaxInFlight}, {"rate_per_min", f.RatePerMin}, {"burst", f.Burst}, {"st", f.Status}, {"after_ms", f.AfterMS}}
 	for _, x := range ints {
 		if x.val < 0 || x.val > maxInt {
 			return invalid(x.name, fmt.Sprintf("%d is outside 0..%d", x.val, maxInt))
 		}
+	}
+	if err := checkTraceParent(f.TraceParent); err != nil {
+		return err
 	}
 	if !f.Binary && len(f.Payload) > 0 && !jsonvalid.Valid(f.Payload) {
 		return invalid("p", "payload is not a JSON value")
@@ -162,4 +165,40 @@ func truncate(s string) string {
 		return s[:32] + "..."
 	}
 	return s
+}
+
+// checkTraceParent checks the shape W3C Trace Context gives a traceparent:
+// version-traceid-parentid-flags in lowercase hex (2-32-16-2 digits), the
+// ids not all zeros, version ff forbidden. Later versions may append
+// fields after a dash; only version 00 must be exactly 55 bytes.
+func checkTraceParent(tp string) error {
+	if tp == "" {
+		return nil
+	}
+	bad := func(why string) error { return invalid("tp", why) }
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || (len(tp) > 55 && tp[55] != '-') {
+		return bad("not version-traceid-parentid-flags")
+	}
+	if tp[:2] == "00" && len(tp) != 55 {
+		return bad("version 00 is exactly 55 bytes")
+	}
+	if len(tp) > 512 {
+		return bad("longer than 512 bytes")
+	}
+	for _, r := range [...]struct{ from, to int }{{0, 2}, {3, 35}, {36, 52}, {53, 55}} {
+		for i := r.from; i < r.to; i++ {
+			if c := tp[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return bad(fmt.Sprintf("byte %#02x at offset %d is not lowercase hex", c, i))
+			}
+		}
+	}
+	switch {
+	case tp[:2] == "ff":
+		return bad("version ff is invalid")
+	case tp[3:35] == "00000000000000000000000000000000":
+		return bad("trace id is all zeros")
+	case tp[36:52] == "0000000000000000":
+		return bad("parent id is all zeros")
+	}
+	return checkASCII("tp", tp, 512, false)
 }

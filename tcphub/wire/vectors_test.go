@@ -41,46 +41,65 @@ type vector struct {
 // vectorFrame spells a decoded frame with the envelope's field names, but
 // with the payload as hex so that its exact bytes are unambiguous.
 type vectorFrame struct {
-	V           int    `json:"v"`
-	T           string `json:"t"`
-	ID          string `json:"id,omitempty"`
-	Dev         string `json:"dev,omitempty"`
-	Tok         string `json:"tok,omitempty"`
-	Cli         string `json:"cli,omitempty"`
-	Sid         string `json:"sid,omitempty"`
-	HBMS        int    `json:"hb_ms,omitempty"`
-	MaxFrame    int    `json:"max_frame,omitempty"`
-	MaxInFlight int    `json:"max_inflight,omitempty"`
-	To          string `json:"to,omitempty"`
-	CT          string `json:"ct,omitempty"`
-	St          int    `json:"st,omitempty"`
-	Code        string `json:"code,omitempty"`
-	Msg         string `json:"msg,omitempty"`
-	AfterMS     int    `json:"after_ms,omitempty"`
-	PayloadHex  string `json:"payload_hex,omitempty"`
-	Binary      bool   `json:"binary,omitempty"`
+	V           int     `json:"v"`
+	T           string  `json:"t"`
+	ID          string  `json:"id,omitempty"`
+	Dev         string  `json:"dev,omitempty"`
+	Tok         string  `json:"tok,omitempty"`
+	Cli         string  `json:"cli,omitempty"`
+	Sid         string  `json:"sid,omitempty"`
+	HBMS        int     `json:"hb_ms,omitempty"`
+	MaxFrame    int     `json:"max_frame,omitempty"`
+	MaxInFlight int     `json:"max_inflight,omitempty"`
+	RatePerMin  int     `json:"rate_per_min,omitempty"`
+	Burst       int     `json:"burst,omitempty"`
+	To          string  `json:"to,omitempty"`
+	CT          string  `json:"ct,omitempty"`
+	St          int     `json:"st,omitempty"`
+	Code        string  `json:"code,omitempty"`
+	Msg         string  `json:"msg,omitempty"`
+	AfterMS     int     `json:"after_ms,omitempty"`
+	TP          string  `json:"tp,omitempty"`
+	PayloadHex  *string `json:"payload_hex,omitempty"` // present whenever p or pb is, even empty
+	Binary      bool    `json:"binary,omitempty"`
 }
 
 func toVectorFrame(f Frame) *vectorFrame {
 	return &vectorFrame{
 		V: f.Version, T: string(f.Type), ID: f.ID, Dev: f.Device, Tok: f.Token, Cli: f.Client,
 		Sid: f.Session, HBMS: f.HeartbeatMS, MaxFrame: f.MaxFrame, MaxInFlight: f.MaxInFlight,
+		RatePerMin: f.RatePerMin, Burst: f.Burst,
 		To: f.Route, CT: f.ContentType, St: f.Status, Code: string(f.Code), Msg: f.Message,
-		AfterMS: f.AfterMS, PayloadHex: hex.EncodeToString(f.Payload), Binary: f.Binary,
+		AfterMS: f.AfterMS, TP: f.TraceParent, PayloadHex: payloadHex(f), Binary: f.Binary,
 	}
 }
 
+// payloadHex is the payload in hex when the frame has one (p or pb, pb
+// even when empty), else nil.
+func payloadHex(f Frame) *string {
+	if !f.Binary && len(f.Payload) == 0 {
+		return nil
+	}
+	h := hex.EncodeToString(f.Payload)
+	return &h
+}
+
 func (v *vectorFrame) frame(t *testing.T) Frame {
-	p, err := hex.DecodeString(v.PayloadHex)
-	require.NoError(t, err)
+	var p []byte
+	if v.PayloadHex != nil {
+		var err error
+		p, err = hex.DecodeString(*v.PayloadHex)
+		require.NoError(t, err)
+	}
 	if len(p) == 0 {
 		p = nil
 	}
 	return Frame{
 		Version: v.V, Type: Type(v.T), ID: v.ID, Device: v.Dev, Token: v.Tok, Client: v.Cli,
 		Session: v.Sid, HeartbeatMS: v.HBMS, MaxFrame: v.MaxFrame, MaxInFlight: v.MaxInFlight,
+		RatePerMin: v.RatePerMin, Burst: v.Burst,
 		Route: v.To, ContentType: v.CT, Status: v.St, Code: Code(v.Code), Message: v.Msg,
-		AfterMS: v.AfterMS, Payload: p, Binary: v.Binary,
+		AfterMS: v.AfterMS, TraceParent: v.TP, Payload: p, Binary: v.Binary,
 	}
 }
 
@@ -122,9 +141,19 @@ func invalidCases() []invalidCase {
 		{"request_without_id", body(`{"v":1,"t":"request","p":{"temp":21.5}}`), "invalid_frame"},
 		{"request_id_too_long", body(`{"v":1,"t":"request","id":"` + strings.Repeat("r", MaxIDLen+1) + `"}`), "invalid_frame"},
 		{"request_id_with_space", body(`{"v":1,"t":"request","id":"r 1"}`), "invalid_frame"},
+		{"request_traceparent_uppercase", body(`{"v":1,"t":"request","id":"r-1","tp":"00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"}`), "invalid_frame"},
+		{"request_traceparent_zero_trace", body(`{"v":1,"t":"request","id":"r-1","tp":"00-00000000000000000000000000000000-b7ad6b7169203331-01"}`), "invalid_frame"},
+		{"request_traceparent_short", body(`{"v":1,"t":"request","id":"r-1","tp":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b71-01"}`), "invalid_frame"},
 		{"response_without_status", body(`{"v":1,"t":"response","id":"r-1","p":1}`), "invalid_frame"},
 		{"error_without_code", body(`{"v":1,"t":"error","msg":"x"}`), "invalid_frame"},
 		{"welcome_without_heartbeat", body(`{"v":1,"t":"welcome","sid":"c-1","max_frame":1048576,"max_inflight":8}`), "invalid_frame"},
+		// A field of another type is checked against its own rules all the same.
+		{"ping_with_bad_field_of_another_type", body(`{"v":1,"t":"ping","dev":"a b"}`), "invalid_frame"},
+		{"ping_with_mistyped_field_of_another_type", body(`{"v":1,"t":"ping","st":"200"}`), "bad_envelope"},
+		// Control characters: C0 (U+0000-U+001F), DEL (U+007F), C1 (U+0080-U+009F).
+		{"msg_with_c0_control", body(`{"v":1,"t":"goodbye","msg":"a\u0007b"}`), "invalid_frame"},
+		{"msg_with_del", body("{\"v\":1,\"t\":\"goodbye\",\"msg\":\"a\x7fb\"}"), "invalid_frame"},
+		{"cli_with_c1_control", body(`{"v":1,"t":"hello","dev":"d","cli":"fw\u0085"}`), "invalid_frame"},
 	}
 }
 

@@ -1,4 +1,15 @@
-package tcphub
+// Package device is the Go client of the tcphub device protocol
+// (docs/PROTOCOL.md): what runs on a device, or on a machine standing in for
+// many. It imports only tcphub/wire and the standard library, so a device
+// binary links neither Kafka nor the gateway.
+//
+// Dial connects and performs the handshake; Client.Request sends a request
+// and returns once the gateway acknowledged it (Kafka has it), Call.Response
+// waits for the worker's answer, and Client.Do does both. Pushes arrive on
+// Client.Pushes. The client answers and sends heartbeats, and reconnects
+// with the protocol's backoff, resending the requests that had no ack with
+// the same id.
+package device
 
 import (
 	"context"
@@ -6,9 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,26 +24,31 @@ import (
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
-// Client defaults, applied to zero-valued fields of DialOptions.
+// Client defaults, applied to zero-valued fields of Options.
 const (
-	DefaultClientName         = "tcphub-go/1"
-	DefaultDialTimeout        = 10 * time.Second
-	DefaultMinBackoff         = time.Second
-	DefaultMaxBackoff         = 60 * time.Second
-	DefaultPushBuffer         = 64
-	DefaultResponseTTL        = 2 * time.Minute
-	DefaultClientWriteTimeout = 10 * time.Second
+	DefaultClientName   = "tcphub-go/1"
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultMinBackoff   = time.Second
+	DefaultMaxBackoff   = 60 * time.Second
+	DefaultPushBuffer   = 64
+	DefaultResponseTTL  = 2 * time.Minute
+	DefaultWriteTimeout = 10 * time.Second
 )
 
-// ErrConnectionLost is returned by Client.Request when the connection ended
-// before the request's ack and the client does not reconnect.
-var ErrConnectionLost = errors.New("tcphub: connection lost before the ack")
+var (
+	// ErrConnectionLost is returned by Client.Request when the connection
+	// ended before the request's ack and the client does not reconnect.
+	ErrConnectionLost = errors.New("device: connection lost before the ack")
+	// ErrClosed is returned by Client methods after Close.
+	ErrClosed = errors.New("device: client closed")
+)
 
-// DialOptions configures a Client. DeviceID is required.
-type DialOptions struct {
+// Options configures a Client. DeviceID is required.
+type Options struct {
 	// DeviceID is the hello's dev. Required.
 	DeviceID string
-	// Token is the hello's tok, for instance from NewToken.
+	// Token is the hello's tok, for instance one minted by the gateway
+	// operator's tcphub.NewToken.
 	Token string
 	// ClientName is the hello's cli. Default "tcphub-go/1".
 	ClientName string
@@ -99,7 +112,7 @@ type ServerError struct {
 }
 
 func (e *ServerError) Error() string {
-	s := "tcphub: server error " + string(e.Code)
+	s := "device: server error " + string(e.Code)
 	if e.RequestID != "" {
 		s += " for request " + e.RequestID
 	}
@@ -145,9 +158,9 @@ func (call *Call) Response(ctx context.Context) (Response, error) {
 	case r := <-call.resp:
 		return r, nil
 	case <-ctx.Done():
-		return Response{}, fmt.Errorf("tcphub: waiting for the response to %s: %w", call.ID, ctx.Err())
+		return Response{}, fmt.Errorf("device: waiting for the response to %s: %w", call.ID, ctx.Err())
 	case <-call.c.closed:
-		return Response{}, ErrClientClosed
+		return Response{}, ErrClosed
 	}
 }
 
@@ -161,10 +174,10 @@ func WithRequestID(id string) RequestOption { return func(c *Call) { c.ID = id }
 // WithRoute sets the request's route (the frame's to field).
 func WithRoute(route string) RequestOption { return func(c *Call) { c.route = route } }
 
-// WithRequestContentType sets the payload's content type. By default a
+// WithContentType sets the payload's content type. By default a
 // valid JSON payload goes as application/json in p, anything else as
 // application/octet-stream in pb.
-func WithRequestContentType(ct string) RequestOption { return func(c *Call) { c.ct = ct } }
+func WithContentType(ct string) RequestOption { return func(c *Call) { c.ct = ct } }
 
 // Client is a device's connection to a tcphub gateway: it performs the
 // handshake, sends requests and matches their acks and responses by id,
@@ -173,7 +186,7 @@ func WithRequestContentType(ct string) RequestOption { return func(c *Call) { c.
 // concurrent use.
 type Client struct {
 	addr string
-	opts DialOptions
+	opts Options
 	log  *slog.Logger
 
 	pushes        chan Push
@@ -191,44 +204,28 @@ type Client struct {
 	pushNext int
 }
 
-type session struct {
-	nc        net.Conn
-	sid       string
-	hb        time.Duration
-	maxFrame  int
-	sem       chan struct{} // in-flight slots: max_inflight
-	welcomed  time.Time
-	wmu       sync.Mutex
-	done      chan struct{} // closed when the reader exits
-	lastSent  atomic.Int64
-	lastRecv  atomic.Int64
-	draining  atomic.Bool
-	goodbyeMS atomic.Int64 // -1 until a goodbye arrives
-	fatal     atomic.Pointer[ServerError]
-}
-
 // Dial connects to the gateway at addr and performs the handshake, within
 // ctx. It fails if the first connection or handshake fails (an
 // unauthenticated device gets a *ServerError); after that, the client
 // reconnects by itself unless NoReconnect is set.
-func Dial(ctx context.Context, addr string, opts DialOptions) (*Client, error) {
-	if err := checkDeviceID(opts.DeviceID); err != nil {
+func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
+	if err := wire.CheckDeviceID(opts.DeviceID); err != nil {
 		return nil, err
 	}
-	opts.ClientName = orDefault(opts.ClientName, DefaultClientName)
-	opts.DialTimeout = orDefault(opts.DialTimeout, DefaultDialTimeout)
-	opts.WriteTimeout = orDefault(opts.WriteTimeout, DefaultClientWriteTimeout)
-	opts.MinBackoff = orDefault(opts.MinBackoff, DefaultMinBackoff)
-	opts.MaxBackoff = orDefault(opts.MaxBackoff, DefaultMaxBackoff)
-	opts.PushBuffer = orDefault(opts.PushBuffer, DefaultPushBuffer)
-	opts.ResponseTTL = orDefault(opts.ResponseTTL, DefaultResponseTTL)
+	setDefault(&opts.ClientName, DefaultClientName)
+	setDefault(&opts.DialTimeout, DefaultDialTimeout)
+	setDefault(&opts.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&opts.MinBackoff, DefaultMinBackoff)
+	setDefault(&opts.MaxBackoff, DefaultMaxBackoff)
+	setDefault(&opts.PushBuffer, DefaultPushBuffer)
+	setDefault(&opts.ResponseTTL, DefaultResponseTTL)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	c := &Client{
 		addr:     addr,
 		opts:     opts,
-		log:      opts.Logger.With("component", "tcphub.client", "device", opts.DeviceID),
+		log:      opts.Logger.With("component", "tcphub.device", "device", opts.DeviceID),
 		pushes:   make(chan Push, opts.PushBuffer),
 		closed:   make(chan struct{}),
 		done:     make(chan struct{}),
@@ -268,7 +265,7 @@ func (c *Client) SessionID() string {
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Close closes the connection and stops reconnecting. Requests waiting for
-// an ack fail with ErrClientClosed. It waits for the client's goroutines.
+// an ack fail with ErrClosed. It waits for the client's goroutines.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
@@ -306,10 +303,10 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 		o(call)
 	}
 	if call.ID == "" {
-		call.ID = "r-" + randomHex(8)
+		call.ID = wire.RandomID("r-")
 	}
 	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route}
-	setPayload(&f, call.ct, payload)
+	f.SetPayload(call.ct, payload)
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
@@ -320,7 +317,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 	c.mu.Lock()
 	if _, dup := c.calls[call.ID]; dup {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("tcphub: request %s already in flight", call.ID)
+		return nil, fmt.Errorf("device: request %s already in flight", call.ID)
 	}
 	c.sweepLocked()
 	c.calls[call.ID] = call
@@ -341,7 +338,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 			return nil, ctx.Err()
 		case <-c.closed:
 			c.forget(call.ID)
-			return nil, ErrClientClosed
+			return nil, ErrClosed
 		}
 		if call.Sent.IsZero() {
 			call.Sent = time.Now()
@@ -376,7 +373,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 			return nil, ctx.Err()
 		case <-c.closed:
 			c.forget(call.ID)
-			return nil, ErrClientClosed
+			return nil, ErrClosed
 		}
 	}
 }
@@ -434,14 +431,14 @@ func (c *Client) waitSession(ctx context.Context) (*session, error) {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-c.closed:
-				return nil, ErrClientClosed
+				return nil, ErrClosed
 			case <-c.done:
 				return nil, ErrConnectionLost
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-c.closed:
-			return nil, ErrClientClosed
+			return nil, ErrClosed
 		case <-c.done:
 			return nil, ErrConnectionLost
 		}
@@ -459,288 +456,10 @@ func (c *Client) setSession(s *session) {
 	}
 }
 
-// connect dials and performs the handshake.
-func (c *Client) connect(ctx context.Context) (*session, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-	defer cancel()
-	d := net.Dialer{}
-	nc, err := d.DialContext(ctx, "tcp", c.addr)
-	if err != nil {
-		return nil, fmt.Errorf("tcphub: dial %s: %w", c.addr, err)
-	}
-	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
-	if c.opts.TLSConfig != nil {
-		tc := tls.Client(nc, c.opts.TLSConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			_ = nc.Close()
-			return nil, fmt.Errorf("tcphub: TLS handshake with %s: %w", c.addr, err)
-		}
-		nc = tc
-	}
-	s := &session{nc: nc, done: make(chan struct{})}
-	s.goodbyeMS.Store(-1)
-	if err := wire.NewWriter(nc, 0).WriteFrame(wire.Frame{Type: wire.TypeHello, Device: c.opts.DeviceID, Token: c.opts.Token, Client: c.opts.ClientName}); err != nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("tcphub: sending hello: %w", err)
-	}
-	r := wire.NewReader(nc, wire.DefaultMaxFrameSize)
-	f, err := r.ReadFrame()
-	if err == nil {
-		err = f.Validate()
-	}
-	if err != nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("tcphub: reading welcome: %w", err)
-	}
-	switch f.Type {
-	case wire.TypeWelcome:
-	case wire.TypeError:
-		_ = nc.Close()
-		return nil, &ServerError{Code: f.Code, Message: f.Message, RetryAfter: time.Duration(f.AfterMS) * time.Millisecond}
-	case wire.TypeGoodbye:
-		_ = nc.Close()
-		return nil, &ServerError{Code: "goodbye", Message: f.Message, RetryAfter: time.Duration(f.AfterMS) * time.Millisecond}
-	default:
-		_ = nc.Close()
-		return nil, fmt.Errorf("tcphub: expected welcome, got %s", f.Type)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	s.sid = f.Session
-	s.hb = time.Duration(f.HeartbeatMS) * time.Millisecond
-	s.maxFrame = f.MaxFrame
-	s.sem = make(chan struct{}, f.MaxInFlight)
-	s.welcomed = time.Now()
-	now := time.Now().UnixNano()
-	s.lastSent.Store(now)
-	s.lastRecv.Store(now)
-	go c.read(s, r)
-	return s, nil
-}
-
-func (s *session) write(frame []byte, timeout time.Duration) error {
-	if len(frame)-4 > s.maxFrame {
-		return fmt.Errorf("%w: %d bytes, server limit %d", wire.ErrFrameTooLarge, len(frame)-4, s.maxFrame)
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	_ = s.nc.SetWriteDeadline(time.Now().Add(timeout))
-	_, err := s.nc.Write(frame)
-	if err == nil {
-		s.lastSent.Store(time.Now().UnixNano())
-	}
-	return err
-}
-
-func (s *session) writeFrame(f wire.Frame, timeout time.Duration) error {
-	b, err := wire.AppendFrame(nil, f)
-	if err != nil {
-		return err
-	}
-	return s.write(b, timeout)
-}
-
-// read dispatches the session's frames until the connection ends.
-func (c *Client) read(s *session, r *wire.Reader) {
-	defer close(s.done)
-	for {
-		f, err := r.ReadFrame()
-		if err == nil {
-			err = f.Validate()
-		}
-		if err != nil {
-			_ = s.nc.Close()
-			return
-		}
-		s.lastRecv.Store(time.Now().UnixNano())
-		switch f.Type {
-		case wire.TypeAck, wire.TypeError:
-			if f.Type == wire.TypeError && f.ID == "" {
-				se := &ServerError{Code: f.Code, Message: f.Message, RetryAfter: time.Duration(f.AfterMS) * time.Millisecond}
-				s.fatal.Store(se)
-				c.log.Warn("server error", "code", f.Code, "msg", f.Message)
-				continue // the server closes the connection
-			}
-			c.mu.Lock()
-			call := c.calls[f.ID]
-			c.mu.Unlock()
-			if call != nil {
-				select {
-				case call.answer <- f:
-					select { // free the in-flight slot
-					case <-s.sem:
-					default:
-					}
-				default:
-				}
-			}
-		case wire.TypeResponse:
-			c.mu.Lock()
-			call := c.calls[f.ID]
-			c.mu.Unlock()
-			if call != nil {
-				select {
-				case call.resp <- Response{ID: f.ID, Status: f.Status, ContentType: contentTypeOf(&f), Payload: f.Payload, Binary: f.Binary}:
-				default: // a duplicate
-				}
-			}
-		case wire.TypePush:
-			if c.seenPush(f.ID) {
-				continue
-			}
-			select {
-			case c.pushes <- Push{ID: f.ID, ContentType: contentTypeOf(&f), Payload: f.Payload, Binary: f.Binary}:
-			default:
-				c.droppedPushes.Add(1)
-				c.log.Warn("push dropped: Pushes channel full", "id", f.ID)
-			}
-		case wire.TypePing:
-			_ = s.writeFrame(wire.Frame{Type: wire.TypePong, ID: f.ID}, c.opts.WriteTimeout)
-		case wire.TypeGoodbye:
-			s.goodbyeMS.Store(int64(f.AfterMS))
-			s.draining.Store(true)
-			c.log.Info("server said goodbye", "msg", f.Message, "after_ms", f.AfterMS)
-		}
-	}
-}
-
-func contentTypeOf(f *wire.Frame) string {
-	switch {
-	case f.ContentType != "":
-		return f.ContentType
-	case f.Binary:
-		return ContentTypeBinary
-	case len(f.Payload) > 0:
-		return ContentTypeJSON
-	}
-	return ""
-}
-
-func (c *Client) seenPush(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, p := range c.pushIDs {
-		if p == id {
-			return true
-		}
-	}
-	c.pushIDs[c.pushNext] = id
-	c.pushNext = (c.pushNext + 1) % len(c.pushIDs)
-	return false
-}
-
-// run keeps the client connected: heartbeats during a session, then a
-// delay and a reconnect, until Close.
-func (c *Client) run(sess *session) {
-	defer close(c.done)
-	defer close(c.pushes)
-	attempt := 0
-	for {
-		c.heartbeat(sess)
-		<-sess.done
-		c.setSession(nil)
-		if time.Since(sess.welcomed) >= 60*time.Second {
-			attempt = 0
-		}
-		if c.opts.NoReconnect {
-			return
-		}
-		delay := c.backoff(attempt)
-		if ms := sess.goodbyeMS.Load(); ms >= 0 {
-			after := time.Duration(ms) * time.Millisecond
-			if after > 0 {
-				delay = after + rand.N(after)
-			} else {
-				delay = rand.N(time.Second)
-			}
-		} else if se := sess.fatal.Load(); se != nil && permanent(se.Code) {
-			delay = c.opts.MaxBackoff
-		}
-		attempt++
-		for {
-			c.log.Debug("reconnecting", "in", delay)
-			select {
-			case <-c.closed:
-				return
-			case <-time.After(delay):
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-c.closed:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			next, err := c.connect(ctx)
-			cancel()
-			if err == nil {
-				sess = next
-				c.setSession(sess)
-				break
-			}
-			c.log.Info("reconnect failed", "error", err)
-			var se *ServerError
-			switch {
-			case errors.As(err, &se) && se.Code == "goodbye":
-				after := max(se.RetryAfter, time.Millisecond)
-				delay = after + rand.N(after)
-			case errors.As(err, &se) && permanent(se.Code):
-				delay = c.opts.MaxBackoff
-			default:
-				delay = c.backoff(attempt)
-			}
-			attempt++
-		}
-	}
-}
-
-// backoff is full jitter: random(0, min(MaxBackoff, MinBackoff×2^attempt)).
-func (c *Client) backoff(attempt int) time.Duration {
-	ceiling := c.opts.MaxBackoff
-	if attempt < 30 {
-		ceiling = min(ceiling, c.opts.MinBackoff<<attempt)
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling)
-}
-
-func permanent(code wire.Code) bool {
-	switch code {
-	case wire.CodeUnauthenticated, wire.CodeBadVersion, wire.CodeBadFrame, wire.CodeTooLarge, wire.CodeDuplicate:
-		return true
-	}
-	return false
-}
-
-// heartbeat pings when nothing was sent for half the heartbeat, and closes
-// the connection when nothing was received for twice the heartbeat. It
-// returns when the session ends or the client closes.
-func (c *Client) heartbeat(s *session) {
-	tick := time.NewTicker(max(s.hb/4, time.Millisecond))
-	defer tick.Stop()
-	n := 0
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-c.closed:
-			_ = s.nc.Close()
-			<-s.done
-			return
-		case <-tick.C:
-			now := time.Now().UnixNano()
-			if time.Duration(now-s.lastRecv.Load()) > 2*s.hb {
-				c.log.Info("heartbeat timeout: reconnecting")
-				_ = s.nc.Close()
-				continue
-			}
-			if time.Duration(now-s.lastSent.Load()) >= s.hb/2 {
-				n++
-				_ = s.writeFrame(wire.Frame{Type: wire.TypePing, ID: "hb-" + strconv.Itoa(n)}, c.opts.WriteTimeout)
-			}
-		}
+// setDefault sets *v to def when it is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }

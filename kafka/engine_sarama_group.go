@@ -1,0 +1,267 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkahub/kafkahub/internal/handling"
+)
+
+// saramaGroup is the Sarama engine of a ConsumerGroup. One client serves
+// every consumption period; each period gets its own sarama.ConsumerGroup,
+// because Sarama leaves the group only when that object is closed.
+type saramaGroup struct {
+	g      *ConsumerGroup
+	client sarama.Client // fetches and metadata
+	coord  sarama.Client // the group coordinator's requests: its own connections
+
+	mu    sync.Mutex
+	group sarama.ConsumerGroup // the current period's, for pause and resume
+}
+
+func newSaramaGroup(g *ConsumerGroup) (*saramaGroup, error) {
+	client, err := sarama.NewClient(g.cfg.BrokerAddrs, g.scfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+	}
+	// NewClient does not talk to the cluster; make sure it answers. A
+	// missing topic is not an initialisation failure: joining reports it.
+	if err := client.RefreshMetadata(g.cfg.Topics...); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		_ = client.Close()
+		return nil, fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+	}
+	coord, err := sarama.NewClient(g.cfg.BrokerAddrs, g.scfg)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("connecting to %v: %w", g.cfg.BrokerAddrs, err)
+	}
+	return &saramaGroup{g: g, client: client, coord: coord}, nil
+}
+
+// splitClient sends the group coordinator's requests (join, sync,
+// heartbeat, commit, leave) over connections of their own. Kafka answers
+// the requests of one connection in order, and a JoinGroup is held by the
+// coordinator until every member has rejoined (up to a heartbeat interval):
+// on a shared connection the fetches queued behind it stall every partition
+// led by the coordinator's broker, which would undo what a cooperative
+// rebalance saves (measured: up to 3 s per rebalance at the default
+// heartbeat, docs/CONSUMER.md).
+type splitClient struct {
+	sarama.Client
+	coord sarama.Client
+}
+
+func (c splitClient) Coordinator(group string) (*sarama.Broker, error) {
+	return c.coord.Coordinator(group)
+}
+
+func (c splitClient) RefreshCoordinator(group string) error {
+	return c.coord.RefreshCoordinator(group)
+}
+
+func (e *saramaGroup) brokers() []string { return saramaBrokers(e.client) }
+
+func (e *saramaGroup) close() error {
+	var errs []error
+	for _, c := range []sarama.Client{e.coord, e.client} {
+		if err := c.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *saramaGroup) consume(ctx context.Context) {
+	g := e.g
+	group, err := sarama.NewConsumerGroupFromClient(g.cfg.GroupName, splitClient{Client: e.client, coord: e.coord})
+	if err != nil {
+		// Only a closed client gets here; treat it as fatal for this period.
+		g.pushError(fmt.Errorf("kafka: creating consumer group: %w", err))
+		<-ctx.Done()
+		return
+	}
+	e.setGroup(group)
+	defer e.setGroup(nil)
+	errsDone := make(chan struct{})
+	go func() {
+		defer close(errsDone)
+		for err := range group.Errors() {
+			g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
+		}
+	}()
+
+	// Consume returns at every rebalance: call it again until ctx ends,
+	// backing off after errors.
+	b := g.joinBackoff()
+	for {
+		err := group.Consume(ctx, g.cfg.Topics, &saramaSession{g: g, group: group})
+		if ctx.Err() != nil || errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			break
+		}
+		g.rebalancing()
+		if err == nil {
+			b.Reset()
+			continue
+		}
+		wait := b.NextBackOff()
+		g.log.Warn("joining consumer group failed; retrying", "retry_in", wait, "error", err)
+		g.pushError(fmt.Errorf("kafka: consumer group %s: %w", g.cfg.GroupName, err))
+		if !handling.Sleep(ctx, wait) {
+			break
+		}
+	}
+	if err := group.Close(); err != nil {
+		g.log.Warn("leaving consumer group", "error", err)
+	}
+	<-errsDone
+}
+
+func (e *saramaGroup) setGroup(group sarama.ConsumerGroup) {
+	e.mu.Lock()
+	e.group = group
+	e.mu.Unlock()
+	if group != nil {
+		if paused := e.g.assign.pausedList(); len(paused) > 0 {
+			group.Pause(fromTPs(paused))
+		}
+	}
+}
+
+func (e *saramaGroup) pause(tps []TopicPartition) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.group != nil {
+		e.group.Pause(fromTPs(tps))
+	}
+}
+
+func (e *saramaGroup) resume(tps []TopicPartition) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.group != nil {
+		e.group.Resume(fromTPs(tps))
+	}
+}
+
+// saramaSession is the sarama.ConsumerGroupHandler of one call to Consume:
+// one generation with an eager strategy, the whole membership with the
+// cooperative one (Sarama then starts and ends claims within the session).
+type saramaSession struct {
+	g             *ConsumerGroup
+	group         sarama.ConsumerGroup
+	committerDone chan struct{}
+
+	mu    sync.Mutex
+	owned map[TopicPartition]bool // reported as assigned and not yet revoked
+}
+
+// Setup starts the goroutine that serves Message.Commit's requests for the
+// session, coalesced, so no caller waits on a commit round trip. It ends
+// with the session's context, before Cleanup.
+func (s *saramaSession) Setup(sess sarama.ConsumerGroupSession) error {
+	s.committerDone = make(chan struct{})
+	go func() {
+		defer close(s.committerDone)
+		for {
+			select {
+			case <-s.g.commits.ch:
+				sess.Commit()
+				s.g.commitDone()
+			case <-sess.Context().Done():
+				return
+			}
+		}
+	}()
+	s.owned = map[TopicPartition]bool{}
+	s.report(sess, toTPs(sess.Claims()), true)
+	return nil
+}
+
+// report passes assignment changes on to the consumer, once per partition.
+func (s *saramaSession) report(sess sarama.ConsumerGroupSession, tps []TopicPartition, added bool) {
+	s.mu.Lock()
+	var changed []TopicPartition
+	for _, tp := range tps {
+		if s.owned[tp] != added {
+			s.owned[tp] = added
+			changed = append(changed, tp)
+		}
+	}
+	s.mu.Unlock()
+	if len(changed) == 0 {
+		return
+	}
+	if added {
+		s.g.assigned(sess.Context(), changed, sess.GenerationID())
+	} else {
+		s.g.revoked(context.WithoutCancel(sess.Context()), changed)
+	}
+}
+
+// Cleanup runs once every ConsumeClaim of the session has returned, so every
+// offset marked by a finished handler is committed before the partitions go
+// to their next owner.
+func (s *saramaSession) Cleanup(sess sarama.ConsumerGroupSession) error {
+	<-s.committerDone
+	sess.Commit()
+	s.g.commitDone()
+	s.mu.Lock()
+	var left []TopicPartition
+	for tp, owned := range s.owned {
+		if owned {
+			left = append(left, tp)
+		}
+	}
+	s.mu.Unlock()
+	s.report(sess, left, false)
+	return nil
+}
+
+// ConsumeClaim runs the claim loop. With the cooperative protocol Sarama
+// starts claims for partitions added within the session, and ends a
+// revoked one by closing its channel while the session goes on: the
+// partition is reported as assigned at the start and, when the session
+// still runs at the end, as revoked once its marks are committed.
+func (s *saramaSession) ConsumeClaim(sess sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	tp := []TopicPartition{{c.Topic(), c.Partition()}}
+	s.report(sess, tp, true)
+	runClaim[*sarama.ConsumerMessage](s.g, saramaClaim{sess: sess, c: c})
+	if sess.Context().Err() == nil {
+		sess.Commit()
+		s.g.commitDone()
+		s.report(sess, tp, false)
+	}
+	return nil
+}
+
+// saramaClaim presents a Sarama claim to the claim loop.
+type saramaClaim struct {
+	sess sarama.ConsumerGroupSession
+	c    sarama.ConsumerGroupClaim
+}
+
+func (c saramaClaim) topic() string                           { return c.c.Topic() }
+func (c saramaClaim) partition() int32                        { return c.c.Partition() }
+func (c saramaClaim) ctx() context.Context                    { return c.sess.Context() }
+func (c saramaClaim) records() <-chan *sarama.ConsumerMessage { return c.c.Messages() }
+func (c saramaClaim) highWater() int64                        { return c.c.HighWaterMarkOffset() }
+func (c saramaClaim) mark(offset int64) {
+	c.sess.MarkOffset(c.c.Topic(), c.c.Partition(), offset+1, "")
+}
+func (c saramaClaim) convert(sm *sarama.ConsumerMessage) record {
+	r := record{topic: sm.Topic, partition: sm.Partition, offset: sm.Offset,
+		key: sm.Key, value: sm.Value, timestamp: sm.Timestamp}
+	if len(sm.Headers) > 0 {
+		r.headers = make([]Header, 0, len(sm.Headers))
+		for _, h := range sm.Headers {
+			if h != nil {
+				r.headers = append(r.headers, Header{Key: string(h.Key), Value: h.Value})
+			}
+		}
+	}
+	return r
+}
