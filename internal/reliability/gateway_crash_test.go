@@ -50,7 +50,7 @@ func TestGatewayChild(t *testing.T) {
 	srv, err := tcphub.NewServer(tcphub.Config{
 		BrokerAddrs: strings.Split(os.Getenv("KAFKA_BROKERS"), ","), RequestTopic: os.Getenv(childTopicEnv),
 		PresenceTopic: os.Getenv(childPresenceEnv), InstanceID: instance, Authenticator: tcphub.AllowAll(),
-		ProduceTimeout: 10 * time.Second, Logger: quiet,
+		ProduceTimeout: 10 * time.Second, Logger: quiet, CreateTopics: true,
 	})
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(ctx))
@@ -89,14 +89,21 @@ func startGatewayProc(t *testing.T, c *cluster, topic, presence, instance string
 	lines := bufio.NewScanner(stdout)
 	listening := make(chan string, 1)
 	go func() { // owned by the child: ends when its stdout closes
+		defer close(listening)
 		for lines.Scan() {
 			if addr, ok := strings.CutPrefix(lines.Text(), "LISTEN "); ok {
 				listening <- addr
+			} else {
+				fmt.Fprintf(os.Stderr, "gateway %s: %s\n", instance, lines.Text())
 			}
 		}
 	}()
 	select {
-	case g.addr = <-listening:
+	case addr, ok := <-listening:
+		if !ok {
+			t.Fatalf("gateway %s exited without listening (its output is above)", instance)
+		}
+		g.addr = addr
 	case <-time.After(120 * time.Second):
 		t.Fatalf("gateway %s did not start listening", instance)
 	}
