@@ -330,3 +330,10 @@ func saramaStrategy(r RebalanceStrategy) sarama.BalanceStrategy {
 		return sarama.NewBalanceStrategyRange()
 	}
 }
+
+// cooperative reports whether the member speaks the cooperative protocol:
+// only when every strategy it offers is cooperative.
+func (c ConsumerGroupConfig) cooperative() bool {
+	return c.RebalanceStrategy == RebalanceCooperativeSticky &&
+		(c.RebalanceFallback == "" || c.RebalanceFallback == RebalanceCooperativeSticky)
+}

@@ -254,3 +254,74 @@ func testConsumerCooperativeKeepsRetainedPartitions(t *testing.T) {
 	assert.Equal(t, kafka.Consuming, a.State(), "a cooperative rebalance does not take A out of Consuming")
 	t.Logf("cooperative: A retained %v; callbacks %v", retained, evA.log)
 }
+
+// TestConsumerMigrateEagerToCooperative moves a live group from range to
+// cooperative-sticky in the two rolls docs/CONSUMER.md describes: at every
+// step the members agree on a protocol and share the partitions, and after
+// the second roll a joining member moves partitions without revoking the
+// ones that stay.
+func TestConsumerMigrateEagerToCooperative(t *testing.T) {
+	eachEngine(t, func(t *testing.T) {
+		cluster := kafkatest.NewCluster(t)
+		topic := cluster.NewTopic(t, 4)
+		group := kafkatest.UniqueName("g")
+		start := func(strategy, fallback kafka.RebalanceStrategy, ev *events) *kafka.ConsumerGroup {
+			cfg := fastGroup(cluster, topic, group)
+			cfg.RebalanceStrategy, cfg.RebalanceFallback = strategy, fallback
+			if ev != nil {
+				ev.callbacks(cfg)
+			}
+			g := newGroup(t, cfg)
+			require.NoError(t, g.RegisterHandler(context.Background(), func(context.Context, int, kafka.Message) error { return nil }))
+			g.Start()
+			return g
+		}
+		shared := func(members ...*kafka.ConsumerGroup) func() bool {
+			return func() bool {
+				n := 0
+				for _, g := range members {
+					if len(g.Assignment()) == 0 {
+						return false
+					}
+					n += len(g.Assignment())
+				}
+				return n == 4
+			}
+		}
+		ctx := testCtx(t, 60*time.Second)
+		a := start(kafka.RebalanceRange, "", nil)
+		b := start(kafka.RebalanceRange, "", nil)
+		require.Eventually(t, shared(a, b), 60*time.Second, 20*time.Millisecond, "two eager members")
+
+		// Roll 1: each member in turn offers cooperative-sticky with range as
+		// the fallback, and still speaks eager.
+		a1 := start(kafka.RebalanceCooperativeSticky, kafka.RebalanceRange, nil)
+		require.NoError(t, a.Close(ctx))
+		require.Eventually(t, shared(a1, b), 60*time.Second, 20*time.Millisecond, "roll 1, first member")
+		b1 := start(kafka.RebalanceCooperativeSticky, kafka.RebalanceRange, nil)
+		require.NoError(t, b.Close(ctx))
+		require.Eventually(t, shared(a1, b1), 60*time.Second, 20*time.Millisecond, "roll 1 done")
+
+		// Roll 2: cooperative-sticky alone.
+		evA2 := newEvents()
+		a2 := start(kafka.RebalanceCooperativeSticky, "", evA2)
+		require.NoError(t, a1.Close(ctx))
+		require.Eventually(t, shared(a2, b1), 60*time.Second, 20*time.Millisecond, "roll 2, first member")
+		b2 := start(kafka.RebalanceCooperativeSticky, "", nil)
+		require.NoError(t, b1.Close(ctx))
+		require.Eventually(t, shared(a2, b2), 60*time.Second, 20*time.Millisecond, "roll 2 done")
+
+		// Now cooperative: a third member takes partitions without a2
+		// losing the ones it keeps.
+		evA2.mu.Lock()
+		evA2.revokedEver = map[kafka.TopicPartition]bool{}
+		evA2.mu.Unlock()
+		c := start(kafka.RebalanceCooperativeSticky, "", nil)
+		require.Eventually(t, shared(a2, b2, c), 60*time.Second, 20*time.Millisecond, "a third member joins")
+		evA2.mu.Lock()
+		defer evA2.mu.Unlock()
+		for _, tp := range a2.Assignment() {
+			assert.False(t, evA2.revokedEver[tp], "partition %d stayed with a2 and was never revoked", tp.Partition)
+		}
+	})
+}

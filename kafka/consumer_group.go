@@ -132,6 +132,7 @@ func NewConsumerGroup(ctx context.Context, cfg *ConsumerGroupConfig) (*ConsumerG
 			Telemetry: c.Telemetry,
 		})
 		if err != nil {
+			g.obs.close()
 			return nil, fmt.Errorf("kafka: dead-letter producer: %w", err)
 		}
 	}

@@ -244,7 +244,7 @@ func (g *ConsumerGroup) runWithPolicy(ctx context.Context, msgs []*groupMessage,
 	if r.NoCommit {
 		g.log.Info("handler asked not to commit; messages left unmarked",
 			"topic", first.topic, "partition", first.partition, "offset", first.offset, "count", len(msgs), "error", r.Err)
-		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err})
+		run.done(HandleOutcome{Attempts: r.Attempts, Err: r.Err, NoCommit: true})
 		return false, true
 	}
 	if r.Err == nil {

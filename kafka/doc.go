@@ -19,6 +19,13 @@
 // idempotent and bounded by a context. Channels returned by Channels document
 // who closes them; the library never closes a channel users send on.
 //
+// Both make OpenTelemetry spans through the API only (Telemetry): the W3C
+// trace context of Send's context, or of ProducerMessage.Context, travels
+// in record headers to the handler's context; nothing is recorded until
+// the application installs an SDK. Prometheus metrics are registered on
+// the Registerer given in Telemetry, none by default. ProducerHooks and
+// ConsumerHooks take instrumentation of your own (docs/OBSERVABILITY.md).
+//
 // Logging goes through log/slog; pass a *slog.Logger in the config to choose
 // where. The package changes no process-wide state (in particular it leaves
 // sarama.Logger alone) and never creates topics implicitly.

@@ -71,22 +71,15 @@ func (c ConsumerGroupConfig) franzOpts() ([]kgo.Opt, error) {
 	}
 	// Strategy names on the wire equal Sarama's, so members of both
 	// engines agree in one group.
-	var balancer kgo.GroupBalancer
-	switch c.RebalanceStrategy {
-	case RebalanceRoundRobin:
-		balancer = kgo.RoundRobinBalancer()
-	case RebalanceSticky:
-		balancer = kgo.StickyBalancer()
-	case RebalanceCooperativeSticky:
-		balancer = kgo.CooperativeStickyBalancer()
-	default:
-		balancer = kgo.RangeBalancer()
+	balancers := []kgo.GroupBalancer{franzBalancer(c.RebalanceStrategy)}
+	if c.RebalanceFallback != "" {
+		balancers = append(balancers, franzBalancer(c.RebalanceFallback))
 	}
 	opts = append(opts,
 		kgo.ConsumerGroup(c.GroupName),
 		kgo.ConsumeTopics(c.Topics...),
 		kgo.DisableAutoCommit(), // the engine commits what handlers marked
-		kgo.Balancers(balancer),
+		kgo.Balancers(balancers...),
 		kgo.ConsumeResetOffset(reset),
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.HeartbeatInterval(c.HeartbeatInterval),
@@ -98,6 +91,21 @@ func (c ConsumerGroupConfig) franzOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// franzBalancer maps a strategy to kgo's balancer of the same name on the
+// wire, so members of both engines agree in one group.
+func franzBalancer(r RebalanceStrategy) kgo.GroupBalancer {
+	switch r {
+	case RebalanceRoundRobin:
+		return kgo.RoundRobinBalancer()
+	case RebalanceSticky:
+		return kgo.StickyBalancer()
+	case RebalanceCooperativeSticky:
+		return kgo.CooperativeStickyBalancer()
+	default:
+		return kgo.RangeBalancer()
+	}
+}
+
 func (e *franzGroup) brokers() []string { return e.addrs }
 
 // close has nothing left to release: each period closes its own client.
@@ -106,7 +114,7 @@ func (e *franzGroup) close() error { return nil }
 func (e *franzGroup) consume(ctx context.Context) {
 	g := e.g
 	s := &franzSession{e: e, ctx: ctx, claims: map[TopicPartition]*franzClaim{},
-		cooperative: g.cfg.RebalanceStrategy == RebalanceCooperativeSticky}
+		cooperative: g.cfg.cooperative()}
 	opts := append(slices.Clip(e.opts),
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
@@ -262,9 +270,11 @@ func (s *franzSession) committer() {
 	tick := time.NewTicker(g.cfg.CommitInterval)
 	defer tick.Stop()
 	for {
+		requested := false
 		select {
 		case <-tick.C:
 		case <-g.commits.ch:
+			requested = true
 		case <-s.ctx.Done():
 			return
 		}
@@ -272,6 +282,9 @@ func (s *franzSession) committer() {
 		cs := mapValues(s.claims)
 		s.mu.Unlock()
 		s.commit(cs)
+		if requested {
+			g.commitDone()
+		}
 	}
 }
 
@@ -408,6 +421,7 @@ func (s *franzSession) stop(tps []TopicPartition, commit bool) {
 	}
 	if commit {
 		s.commit(cs)
+		s.e.g.commitDone()
 	}
 	slices.SortFunc(gone, compareTP)
 	s.e.g.revoked(context.WithoutCancel(s.ctx), gone)

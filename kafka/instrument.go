@@ -108,6 +108,9 @@ type HandleOutcome struct {
 	// Interrupted: a rebalance, Stop or Close ended the handling before
 	// it succeeded; the messages are not committed.
 	Interrupted bool
+	// NoCommit: the handler returned a NoCommit error (Err); the messages
+	// are not marked for commit.
+	NoCommit bool
 }
 
 // producerObs is the list of a producer's hooks, built once.

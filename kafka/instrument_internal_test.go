@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -44,3 +45,48 @@ func TestInstrumentationWithoutSDKAllocatesNothing(t *testing.T) {
 type noMarks struct{}
 
 func (noMarks) mark(int64) {}
+
+// BenchmarkInstrumentation measures what the instrumentation adds per
+// produced record and per handled message: with the zero Telemetry and no
+// SDK installed ("nosdk", the default), with tracing disabled ("off"), and
+// with metrics on a registry ("metrics"). docs/BENCHMARKS.md quotes it.
+//
+//	go test ./kafka -run '^$' -bench Instrumentation -benchmem -json
+func BenchmarkInstrumentation(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		tel  Telemetry
+	}{
+		{"nosdk", Telemetry{}},
+		{"off", Telemetry{DisableTracing: true}},
+		{"metrics", Telemetry{Registerer: prometheus.NewRegistry()}},
+	} {
+		b.Run("produce/"+mode.name, func(b *testing.B) {
+			po, err := newProducerObs(ProducerConfig{Topic: "t", Telemetry: mode.tel}.withDefaults())
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := &ProducerMessage{Value: []byte("v")}
+			d := Delivery{Message: msg, Topic: "t"}
+			b.ReportAllocs()
+			for b.Loop() {
+				env := envelope{msg: msg, topic: "t"}
+				po.send(&env)
+				po.delivered(&env, d)
+			}
+		})
+		b.Run("handle/"+mode.name, func(b *testing.B) {
+			g := &ConsumerGroup{cfg: ConsumerGroupConfig{GroupName: "g", Topics: []string{"t"}, Telemetry: mode.tel}.withDefaults(), commits: newCommitSignal()}
+			g.obs, _ = newConsumerObs(g)
+			m := g.newMessage(context.Background(), noMarks{}, record{topic: "t"})
+			msgs := []*groupMessage{m}
+			handler := func(context.Context) error { return nil }
+			b.ReportAllocs()
+			for b.Loop() {
+				run := g.obs.startHandling(m.ctx, msgs)
+				_ = run.call(handler)
+				run.done(HandleOutcome{Attempts: 1})
+			}
+		})
+	}
+}

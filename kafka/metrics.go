@@ -226,7 +226,7 @@ func (m *consumerMetrics) hooks() ConsumerHooks {
 			m.topic(msgs[0].Topic()).retries.Inc()
 		},
 		OnHandled: func(_ context.Context, msgs []Message, o HandleOutcome) {
-			if o.Interrupted {
+			if o.Interrupted || o.NoCommit {
 				return
 			}
 			t := m.topic(msgs[0].Topic())

@@ -23,6 +23,7 @@ const (
 	EventRetry        = "retry"         // a failed handler call will be retried
 	EventDeadLettered = "dead_lettered" // the message went to the dead-letter topic
 	EventInterrupted  = "interrupted"   // a rebalance, Stop or Close ended the handling
+	EventNoCommit     = "no_commit"     // the handler asked not to commit (NoCommit)
 )
 
 // initialTracerProvider and initialPropagator are the OpenTelemetry globals
@@ -191,6 +192,8 @@ func (t *tracing) consumerHooks() ConsumerHooks {
 			switch {
 			case o.Interrupted:
 				span.AddEvent(EventInterrupted)
+			case o.NoCommit:
+				span.AddEvent(EventNoCommit, trace.WithAttributes(attribute.String("error", o.Err.Error())))
 			case o.Err != nil:
 				span.RecordError(o.Err, trace.WithAttributes(attribute.Bool("panic", errors.Is(o.Err, ErrHandlerPanic))))
 				span.SetStatus(codes.Error, o.Err.Error())

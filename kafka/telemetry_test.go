@@ -577,3 +577,25 @@ func TestGlobalsSetAfterConstruction(t *testing.T) {
 	require.NotNil(t, send)
 	assert.Equal(t, send.SpanContext().TraceID(), seen.TraceID(), "the handler continues the producer's trace")
 }
+
+// TestDashboardUsesExistingMetrics: every metric the Grafana dashboard
+// queries exists: a kafkahub_ one in this package's registered set, a
+// tcphub_ one in tcphub's collectors.
+func TestDashboardUsesExistingMetrics(t *testing.T) {
+	dash, err := os.ReadFile("../docs/grafana/kafkahub-dashboard.json")
+	require.NoError(t, err)
+	doc, err := os.ReadFile("../docs/OBSERVABILITY.md")
+	require.NoError(t, err)
+	gateway, err := os.ReadFile("../tcphub/metrics.go")
+	require.NoError(t, err)
+	used := regexp.MustCompile(`\b(kafkahub|tcphub)_[a-z_]+`).FindAllString(string(dash), -1)
+	require.NotEmpty(t, used)
+	for _, name := range used {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if strings.HasPrefix(base, "kafkahub_") {
+			assert.Contains(t, string(doc), "| `"+base+"` |", "%s is a documented kafka metric", name)
+		} else {
+			assert.Contains(t, string(gateway), `"`+base+`"`, "%s is one of tcphub's metrics", name)
+		}
+	}
+}

@@ -179,10 +179,11 @@ type Config struct {
 	OnDisconnect    func(ConnInfo, error)
 
 	// Telemetry sets the gateway's tracing (a server span per request, a
-	// span per delivery to a device) and is given to its producer, whose
-	// send spans and, with a Registerer, kafka metrics it adds
+	// span per delivery to a device) and is given to its producer, which
+	// adds its send spans and kafkahub_producer_* metrics
 	// (docs/OBSERVABILITY.md). Default: the OpenTelemetry globals, which
-	// record nothing until the application installs an SDK.
+	// record nothing until the application installs an SDK, and the
+	// gateway's own registry (MetricsHandler) for the producer's metrics.
 	Telemetry kafka.Telemetry
 
 	// Logger receives the server's logs. Default slog.Default().

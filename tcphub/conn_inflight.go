@@ -80,10 +80,6 @@ func (c *conn) newRequest(f *wire.Frame, topic string) *request {
 // request's deadline.
 func (c *conn) produce(r *request) {
 	s := c.srv
-	if s.loop != nil {
-		s.loop.Produce(&r.msg)
-		return
-	}
 	out := s.producer.Channels()
 	select {
 	case out.Output <- &r.msg:

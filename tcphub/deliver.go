@@ -54,13 +54,13 @@ func (s *Server) deliverLoop(msgs <-chan kafka.Message) {
 	}
 }
 
-// loopReplies delivers the records of the benchmark's in-memory loop
-// (see internal/gatewayloop) until shutdown begins.
-func (s *Server) loopReplies() {
+// deliverLoopReplies delivers the records of the benchmark's in-memory
+// loop (see internal/gatewayloop) until shutdown begins.
+func (s *Server) deliverLoopReplies() {
 	defer s.bgWG.Done()
 	for {
 		select {
-		case msg := <-s.loop.Replies:
+		case msg := <-s.loopReplies:
 			s.deliver(msg)
 		case <-s.quit:
 			return

@@ -65,6 +65,7 @@ func TestHealthAndMetrics(t *testing.T) {
 		`tcphub_frames_out_total{` + id + `,type="welcome"} 1`,
 		`tcphub_frames_out_total{` + id + `,type="ack"} 1`,
 		`tcphub_kafka_produce_seconds_count{` + id + `} 1`,
+		`kafkahub_producer_records_total{topic="` + topic + `"} 1`,
 		`tcphub_errors_total{code="slow_consumer",` + id + `} 0`,
 		`tcphub_responses_undeliverable_total`,
 		`go_goroutines`,

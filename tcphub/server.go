@@ -41,7 +41,10 @@ type Server struct {
 	// ratePerMin and rateBurst announce the rate limit in the welcome
 	// (zero: no limit).
 	ratePerMin, rateBurst int
-	loop                  *gatewayloop.Loop // nil except in the gateway benchmark
+	// loopReplies are the replies of the benchmark's in-memory stand-in
+	// for Kafka, when Config.Producer is one (see internal/gatewayloop);
+	// nil otherwise.
+	loopReplies <-chan kafka.Message
 
 	open     atomic.Int64 // accepted connections not yet torn down
 	draining atomic.Bool  // goodbye sent: new requests refused
@@ -98,7 +101,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.presence = newPresencePublisher(s)
-	s.loop = gatewayloop.For(c.InstanceID)
+	if l, ok := c.Producer.(gatewayloop.Loop); ok {
+		s.loopReplies = l.Replies()
+	}
 	s.instanceBytes, s.replyToBytes = []byte(c.InstanceID), []byte(s.replyTopic)
 	if c.RateLimit >= 0 {
 		// Rounded down, so that a device keeping to it is never refused.
@@ -174,7 +179,12 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	cfg := s.cfg
 	producer, own := cfg.Producer, false
 	if producer == nil {
-		p, err := kafka.NewProducer(ctx, cfg.producerConfig())
+		pcfg := cfg.producerConfig()
+		if pcfg.Telemetry.Registerer == nil {
+			// The producer's kafkahub_producer_* metrics join the gateway's.
+			pcfg.Telemetry.Registerer = s.m.reg
+		}
+		p, err := kafka.NewProducer(ctx, pcfg)
 		if err != nil {
 			return err
 		}
@@ -217,9 +227,9 @@ func (s *Server) startOnce(ctx context.Context) (err error) {
 	s.mu.Unlock()
 	s.bgWG.Add(1)
 	go s.deliverLoop(replies.Messages())
-	if s.loop != nil {
+	if s.loopReplies != nil {
 		s.bgWG.Add(1)
-		go s.loopReplies()
+		go s.deliverLoopReplies()
 	}
 	s.bgWG.Add(1)
 	go s.presence.run()

@@ -15,6 +15,7 @@ import (
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
+	"github.com/kafkahub/kafkahub/tcphub/device"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
 
@@ -32,17 +33,7 @@ func TestRoundTripIsOneTrace(t *testing.T) {
 	tel := kafka.Telemetry{TracerProvider: tp, Propagator: propagation.TraceContext{}}
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Telemetry = tel })
 
-	p, err := kafka.NewProducer(testCtx(t, 30*time.Second), &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Telemetry: tel, Logger: quiet})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, p.Close(testCtx(t, 30*time.Second))) }()
-	g, err := kafka.NewConsumerGroup(testCtx(t, 30*time.Second), &kafka.ConsumerGroupConfig{BrokerAddrs: cluster.Addrs(),
-		Topics: []string{topic}, GroupName: kafkatest.UniqueName("workers"), Telemetry: tel, Logger: quiet})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, g.Close(testCtx(t, 30*time.Second))) }()
-	require.NoError(t, g.RegisterHandler(context.Background(), func(ctx context.Context, _ int, msg kafka.Message) error {
-		return tcphub.Reply(ctx, p, msg, 200, []byte(`{"ok":true}`))
-	}))
-	g.Start()
+	startTracedWorker(t, cluster, topic, tel)
 
 	_, device := tp.Tracer("device").Start(context.Background(), "device request")
 	device.End()
@@ -121,3 +112,66 @@ func (e *endSignal) OnEnd(s sdktrace.ReadOnlySpan) {
 }
 func (e *endSignal) Shutdown(context.Context) error   { return nil }
 func (e *endSignal) ForceFlush(context.Context) error { return nil }
+
+// TestDeviceClientCarriesTrace: the Go device client puts what its
+// TraceParent option returns for the request's context (here the
+// OpenTelemetry span) in tp, and reports the response's tp: the gateway's
+// delivery span, in the same trace.
+func TestDeviceClientCarriesTrace(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	sr := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tel := kafka.Telemetry{TracerProvider: tp, Propagator: propagation.TraceContext{}}
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Telemetry = tel })
+	startTracedWorker(t, cluster, topic, tel)
+
+	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: "traced-1", Logger: quiet,
+		TraceParent: func(ctx context.Context) string {
+			c := propagation.MapCarrier{}
+			propagation.TraceContext{}.Inject(ctx, c)
+			return c["traceparent"]
+		}})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, span := tp.Tracer("device").Start(testCtx(t, 30*time.Second), "device round trip")
+	call, err := c.Request(ctx, []byte(`{"a":1}`))
+	require.NoError(t, err)
+	resp, err := call.Response(ctx)
+	require.NoError(t, err)
+	span.End()
+
+	var request sdktrace.ReadOnlySpan
+	for _, s := range sr.Ended() {
+		if s.Name() == "request "+topic {
+			request = s
+		}
+	}
+	require.NotNil(t, request, "the request span ended before the ack")
+	assert.Equal(t, span.SpanContext().SpanID(), request.Parent().SpanID(), "the gateway continues the device's span")
+	got := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": resp.TraceParent}))
+	assert.True(t, got.IsValid(), "response tp %q", resp.TraceParent)
+	assert.Equal(t, span.SpanContext().TraceID(), got.TraceID(), "the response is in the device's trace")
+}
+
+// startTracedWorker answers every request with tcphub.Reply, tracing with
+// tel, until the end of the test.
+func startTracedWorker(t *testing.T, cluster *kafkatest.Cluster, topic string, tel kafka.Telemetry) {
+	t.Helper()
+	p, err := kafka.NewProducer(testCtx(t, 30*time.Second), &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Telemetry: tel, Logger: quiet})
+	require.NoError(t, err)
+	g, err := kafka.NewConsumerGroup(testCtx(t, 30*time.Second), &kafka.ConsumerGroupConfig{BrokerAddrs: cluster.Addrs(),
+		Topics: []string{topic}, GroupName: kafkatest.UniqueName("workers"), Telemetry: tel, Logger: quiet})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, g.Close(ctx))
+		require.NoError(t, p.Close(ctx))
+	})
+	require.NoError(t, g.RegisterHandler(context.Background(), func(ctx context.Context, _ int, msg kafka.Message) error {
+		return tcphub.Reply(ctx, p, msg, 200, []byte(`{"ok":true}`))
+	}))
+	g.Start()
+}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kafkahub/kafkahub/examples/internal/otlp"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 )
@@ -58,6 +59,17 @@ func run(n, batchSize int, wait time.Duration) error {
 		return err
 	}
 
+	// OTEL_EXPORTER_OTLP_ENDPOINT set: a span per batch, linked to each
+	// record's trace, exported over OTLP.
+	tel, stopTracing, _, err := otlp.FromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx) // flush the last spans; best effort in an example
+	}()
 	group, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
 		BrokerAddrs:   cluster.Addrs(),
 		Topics:        []string{topic},
@@ -65,6 +77,7 @@ func run(n, batchSize int, wait time.Duration) error {
 		NumWorkers:    2,
 		BatchSize:     batchSize,
 		BatchWaitTime: wait,
+		Telemetry:     tel,
 		Logger:        log,
 	})
 	if err != nil {

@@ -11,6 +11,11 @@
 //
 // runs with nothing installed; examples/device talks to it.
 //
+// With OTEL_EXPORTER_OTLP_ENDPOINT set (e.g. http://localhost:4318), its
+// spans (a server span per request, continuing a device's tp, and a span
+// per delivery) are exported over OTLP; /metrics also has the gateway
+// producer's kafkahub_producer_* metrics.
+//
 // Devices authenticate with HMAC tokens (TCPHUB_HMAC_SECRET or
 // -hmac-secret-file; mint them with tcphub.NewToken or examples/token),
 // or with client certificates when -tls-client-ca is set and no
@@ -33,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kafkahub/kafkahub/examples/internal/otlp"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
@@ -167,6 +173,19 @@ func run(o options) error {
 		}
 	}
 
+	tel, stopTracing, traced, err := otlp.FromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx) // flush the last spans
+	}()
+	if traced {
+		log.Info("exporting traces over OTLP")
+	}
+
 	cfg := tcphub.Config{
 		BrokerAddrs:      brokers,
 		KafkaVersion:     kenv.KafkaVersion,
@@ -184,6 +203,7 @@ func run(o options) error {
 		MaxInFlight:      o.maxInFlight,
 		QueueSize:        o.queueSize,
 		RateLimit:        o.rateLimit,
+		Telemetry:        tel,
 		Logger:           log,
 	}
 	if cfg.TLSConfig, err = tlsConfig(o); err != nil {

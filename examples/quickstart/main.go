@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
@@ -166,7 +167,7 @@ func run(devices, trips int, tel kafka.Telemetry) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := runDevice(ctx, l.Addr().String(), fmt.Sprintf("sensor-%d", i+1), secret, trips, pusher, log); err != nil {
+			if err := runDevice(ctx, l.Addr().String(), fmt.Sprintf("sensor-%d", i+1), secret, trips, pusher, tel, log); err != nil {
 				errs <- err
 			}
 		}()
@@ -181,24 +182,33 @@ func run(devices, trips int, tel kafka.Telemetry) (err error) {
 }
 
 // runDevice is one simulated device: round trips, then a push.
-func runDevice(ctx context.Context, addr, id string, secret []byte, trips int, pusher *tcphub.Pusher, log *slog.Logger) error {
+func runDevice(ctx context.Context, addr, id string, secret []byte, trips int, pusher *tcphub.Pusher, tel kafka.Telemetry, log *slog.Logger) error {
 	token, err := tcphub.NewToken(secret, id, time.Hour)
 	if err != nil {
 		return err
 	}
-	c, err := device.Dial(ctx, addr, device.Options{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log})
+	c, err := device.Dial(ctx, addr, device.Options{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log,
+		TraceParent: traceParent})
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
 	defer c.Close()
 	for n := 1; n <= trips; n++ {
 		sent := time.Now()
-		call, err := c.Request(ctx, fmt.Appendf(nil, `{"seq":%d,"temp_c":%.1f}`, n, 20+float64(n)/2))
+		// With -trace the device's own span starts the trace: the request
+		// carries it (the frame's tp) and the gateway continues it.
+		rctx, span := ctx, trace.SpanFromContext(ctx)
+		if tel.TracerProvider != nil {
+			rctx, span = tel.TracerProvider.Tracer("quickstart/device").Start(ctx, "device round trip", trace.WithSpanKind(trace.SpanKindClient))
+		}
+		call, err := c.Request(rctx, fmt.Appendf(nil, `{"seq":%d,"temp_c":%.1f}`, n, 20+float64(n)/2))
 		if err != nil {
+			span.End()
 			return fmt.Errorf("%s request %d: %w", id, n, err)
 		}
 		ack := time.Since(sent)
 		resp, err := call.Response(ctx)
+		span.End()
 		if err != nil {
 			return fmt.Errorf("%s request %d: %w", id, n, err)
 		}
@@ -226,4 +236,12 @@ func closeProducer(p *kafka.Producer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = p.Close(ctx)
+}
+
+// traceParent gives the device client the W3C traceparent of the span in
+// ctx: the device package links no tracing library, the application does.
+func traceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
 }

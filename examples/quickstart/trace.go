@@ -12,18 +12,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// printFirstTrip prints the trace of the earliest device request as a tree:
-// each span under its parent, with its kind and duration.
+// printFirstTrip prints the trace of the earliest device round trip as a
+// tree: each span under its parent, with its kind and duration.
 func printFirstTrip(w io.Writer, spans []sdktrace.ReadOnlySpan) error {
 	var root sdktrace.ReadOnlySpan
 	for _, s := range spans {
-		if strings.HasPrefix(s.Name(), "request ") && s.SpanKind() == trace.SpanKindServer &&
-			(root == nil || s.StartTime().Before(root.StartTime())) {
+		if s.Name() == "device round trip" && (root == nil || s.StartTime().Before(root.StartTime())) {
 			root = s
 		}
 	}
 	if root == nil {
-		return errors.New("no request span recorded")
+		return errors.New("no device span recorded")
 	}
 	children := map[trace.SpanID][]sdktrace.ReadOnlySpan{}
 	for _, s := range spans {
@@ -37,6 +36,9 @@ func printFirstTrip(w io.Writer, spans []sdktrace.ReadOnlySpan) error {
 		remote := ""
 		if s.Parent().IsRemote() {
 			remote = "  (parent from Kafka headers)"
+			if strings.HasPrefix(s.Name(), "request ") {
+				remote = "  (parent from the frame's tp)"
+			}
 		}
 		fmt.Fprintf(w, "  %s%-*s %-8s %9s%s\n", strings.Repeat("  ", depth), 52-2*depth, s.Name(), s.SpanKind(),
 			s.EndTime().Sub(s.StartTime()).Round(time.Microsecond), remote)
@@ -48,8 +50,8 @@ func printFirstTrip(w io.Writer, spans []sdktrace.ReadOnlySpan) error {
 		}
 		return n
 	}
-	if n := walk(root, 0); n < 5 {
-		return fmt.Errorf("the round trip's trace has %d spans, want 5 (request, send, process, send reply, deliver)", n)
+	if n := walk(root, 0); n < 6 {
+		return fmt.Errorf("the round trip's trace has %d spans, want 6 (device, request, send, process, send reply, deliver)", n)
 	}
 	return nil
 }

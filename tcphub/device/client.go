@@ -82,6 +82,14 @@ type Options struct {
 	OnSession func(sid string)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// TraceParent, when set, returns the W3C traceparent of the trace a
+	// request belongs to (from the request's context), sent in the frame's
+	// tp field so the gateway continues the device's trace; "" sends none.
+	// The package links no tracing library: with OpenTelemetry, inject
+	// the context with propagation.TraceContext into a map carrier and
+	// return its "traceparent" (examples/quickstart does). It runs on the
+	// goroutine that calls Request and must not block. Default nil.
+	TraceParent func(ctx context.Context) string
 }
 
 // Response is a worker's answer to a request.
@@ -91,6 +99,9 @@ type Response struct {
 	ContentType string
 	Payload     []byte
 	Binary      bool // the payload came base64-encoded in pb
+	// TraceParent is the frame's tp: the W3C traceparent of the gateway's
+	// span that delivered it, "" when the gateway does not trace.
+	TraceParent string
 }
 
 // Push is a message the server sent on its own initiative.
@@ -99,6 +110,7 @@ type Push struct {
 	ContentType string
 	Payload     []byte
 	Binary      bool
+	TraceParent string // as in Response
 }
 
 // ServerError is an error frame from the server.
@@ -296,7 +308,10 @@ func (c *Client) Do(ctx context.Context, payload []byte, opts ...RequestOption) 
 // Temporary); resend with WithRequestID(call id) to keep the id. If the
 // connection ends before the ack, the request is resent on the next
 // connection with the same id, until ctx ends. Requests beyond the
-// session's max_inflight wait for a slot.
+// session's max_inflight wait for a slot. When ctx carries an OpenTelemetry
+// span, its trace context goes in the request's tp field and a tracing
+// gateway continues that trace (the response's TraceParent names the
+// gateway's delivery span).
 func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOption) (*Call, error) {
 	call := &Call{c: c, payload: payload, answer: make(chan wire.Frame, 1), resp: make(chan Response, 1)}
 	for _, o := range opts {
@@ -305,7 +320,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 	if call.ID == "" {
 		call.ID = wire.RandomID("r-")
 	}
-	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route}
+	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: c.traceParent(ctx)}
 	f.SetPayload(call.ct, payload)
 	if err := f.Validate(); err != nil {
 		return nil, err

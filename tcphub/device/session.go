@@ -150,7 +150,7 @@ func (c *Client) read(s *session, r *wire.Reader) {
 			c.mu.Unlock()
 			if call != nil {
 				select {
-				case call.resp <- Response{ID: f.ID, Status: f.Status, ContentType: f.PayloadContentType(), Payload: f.Payload, Binary: f.Binary}:
+				case call.resp <- Response{ID: f.ID, Status: f.Status, ContentType: f.PayloadContentType(), Payload: f.Payload, Binary: f.Binary, TraceParent: f.TraceParent}:
 				default: // a duplicate
 				}
 			}
@@ -159,7 +159,7 @@ func (c *Client) read(s *session, r *wire.Reader) {
 				continue
 			}
 			select {
-			case c.pushes <- Push{ID: f.ID, ContentType: f.PayloadContentType(), Payload: f.Payload, Binary: f.Binary}:
+			case c.pushes <- Push{ID: f.ID, ContentType: f.PayloadContentType(), Payload: f.Payload, Binary: f.Binary, TraceParent: f.TraceParent}:
 			default:
 				c.droppedPushes.Add(1)
 				c.log.Warn("push dropped: Pushes channel full", "id", f.ID)

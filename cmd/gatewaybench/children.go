@@ -22,8 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kafkahub/kafkahub/internal/gatewayloop"
-	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/tcphub"
 	"github.com/kafkahub/kafkahub/tcphub/wire"
 )
@@ -89,9 +87,6 @@ func runGatewayChild(o options) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	if o.loop {
-		gatewayloop.Install(func(string) *gatewayloop.Loop { return newEchoLoop() })
-	}
 	secret, err := hex.DecodeString(o.secret)
 	if err != nil {
 		return fail(err)
@@ -100,7 +95,7 @@ func runGatewayChild(o options) int {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := tcphub.NewServer(tcphub.Config{
+	cfg := tcphub.Config{
 		BrokerAddrs:    strings.Split(o.brokers, ","),
 		RequestTopic:   o.topic,
 		PresenceTopic:  o.topic + ".presence",
@@ -111,7 +106,13 @@ func runGatewayChild(o options) int {
 		RateLimit:      -1,
 		MaxConnections: 1 << 20,
 		Logger:         log,
-	})
+	}
+	if o.loop {
+		loop := newEchoLoop(o.topic)
+		defer loop.Close(context.Background())
+		cfg.Producer = loop
+	}
+	srv, err := tcphub.NewServer(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -195,74 +196,6 @@ quit:
 	<-served
 	fmt.Println("BYE")
 	return 0
-}
-
-// Header keys and values of the echo loop's replies.
-var (
-	valResponse = []byte(tcphub.KindResponse)
-	val200      = []byte("200")
-	loopKeys    = map[string]bool{
-		tcphub.HeaderDevice: true, tcphub.HeaderConn: true, tcphub.HeaderRequest: true, tcphub.HeaderContentType: true,
-	}
-)
-
-// loopMessage is a reply of the echo loop: a kafka.Message held in one
-// allocation with its headers.
-type loopMessage struct {
-	key, value []byte
-	offset     int64
-	hs         [6]kafka.Header
-	n          int
-}
-
-func (m *loopMessage) Topic() string            { return "loop" }
-func (m *loopMessage) Partition() int32         { return 0 }
-func (m *loopMessage) Offset() int64            { return m.offset }
-func (m *loopMessage) Key() []byte              { return m.key }
-func (m *loopMessage) Value() []byte            { return m.value }
-func (m *loopMessage) Headers() []kafka.Header  { return m.hs[:m.n] }
-func (m *loopMessage) Timestamp() time.Time     { return time.Time{} }
-func (m *loopMessage) Context() context.Context { return context.Background() }
-func (m *loopMessage) Commit()                  {}
-func (m *loopMessage) Release()                 {}
-func (m *loopMessage) CommitAndRelease()        {}
-
-func (m *loopMessage) Header(key string) ([]byte, bool) {
-	for _, h := range m.hs[:m.n] {
-		if h.Key == key {
-			return h.Value, true
-		}
-	}
-	return nil, false
-}
-
-// newEchoLoop is the in-memory stand-in for Kafka and the echo worker of
-// the gateway-only scenarios: each request record is acknowledged at once
-// and answered with its own payload, in order, from one goroutine (as the
-// producer reports deliveries from one goroutine).
-func newEchoLoop() *gatewayloop.Loop {
-	in := make(chan *kafka.ProducerMessage, 1<<16)
-	out := make(chan kafka.Message, 1<<16)
-	go func() {
-		var offset int64
-		for msg := range in {
-			msg.OnDelivery(kafka.Delivery{Message: msg, Topic: msg.Topic, Offset: offset})
-			// Few allocations: this loop runs in the gateway's process.
-			rec := &loopMessage{key: msg.Key, value: msg.Value, offset: offset}
-			offset++
-			rec.hs[0] = kafka.Header{Key: tcphub.HeaderKind, Value: valResponse}
-			rec.hs[1] = kafka.Header{Key: tcphub.HeaderStatus, Value: val200}
-			rec.n = 2
-			for _, h := range msg.Headers {
-				if loopKeys[h.Key] && rec.n < len(rec.hs) {
-					rec.hs[rec.n] = h
-					rec.n++
-				}
-			}
-			out <- rec
-		}
-	}()
-	return &gatewayloop.Loop{Produce: func(m *kafka.ProducerMessage) { in <- m }, Replies: out}
 }
 
 // ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.

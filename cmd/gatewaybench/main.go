@@ -4,9 +4,9 @@
 // most the system sustains, through Kafka and with Kafka replaced by an
 // in-memory loop (the gateway's own ceiling).
 //
-//	go run ./internal/gatewaybench                 # full run, about 8 minutes
-//	go run ./internal/gatewaybench -quick          # about 1 minute
-//	go run ./internal/gatewaybench -json -svg docs/bench-gateway-memory.svg
+//	go run ./cmd/gatewaybench                 # full run, about 8 minutes
+//	go run ./cmd/gatewaybench -quick          # about 1 minute
+//	go run ./cmd/gatewaybench -json -svg docs/bench-gateway-memory.svg
 //
 // The gateway runs in a child process (this program started again with
 // -role gateway), and idle devices in others (-role devices), so that each
