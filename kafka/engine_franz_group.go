@@ -86,6 +86,13 @@ func (c ConsumerGroupConfig) franzOpts() ([]kgo.Opt, error) {
 	if c.RebalanceFallback != "" {
 		balancers = append(balancers, franzBalancer(c.RebalanceFallback))
 	}
+	if c.GroupInstanceID != "" {
+		for i, b := range balancers {
+			if n := b.ProtocolName(); n == string(RebalanceRange) || n == string(RebalanceRoundRobin) {
+				balancers[i] = staticJoinBalancer{b}
+			}
+		}
+	}
 	opts = append(opts,
 		kgo.ConsumerGroup(c.GroupName),
 		kgo.ConsumeTopics(c.Topics...),
@@ -103,6 +110,19 @@ func (c ConsumerGroupConfig) franzOpts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.InstanceID(c.GroupInstanceID))
 	}
 	return opts, nil
+}
+
+// staticJoinBalancer keeps a static member's join metadata the same across
+// restarts. kgo's range and round-robin metadata carry the member's last
+// generation, which a restarted client does not know; the broker takes the
+// changed metadata of a rejoining static member for a changed subscription
+// and rebalances, which static membership exists to avoid. Neither
+// strategy reads the generation, so it is always sent as -1. (Sticky
+// strategies read the owned partitions and generation, and keep them.)
+type staticJoinBalancer struct{ kgo.GroupBalancer }
+
+func (b staticJoinBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, _ int32) []byte {
+	return b.GroupBalancer.JoinGroupMetadata(interests, nil, -1)
 }
 
 // franzBalancer maps a strategy to kgo's balancer of the same name on the

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -372,15 +371,6 @@ func TestStaticMembershipRestartMovesNothing(t *testing.T) {
 		waitFor(t, 3*time.Second) // a rebalance, if one were coming, would show on the other member by now
 		assert.Equal(t, before, members[i].Assignment(), "member %d gets its own partitions back", i)
 		assert.Equal(t, otherBefore, members[other].Assignment(), "member %d keeps its partitions", other)
-		if os.Getenv(kafka.EnvEngine) == string(kafka.EngineFranz) {
-			// Known difference (docs/CONSUMER.md): franz-go's JoinGroup
-			// metadata names the partitions the old instance owned, the
-			// restarted client's names none, and the broker takes the
-			// changed metadata for a changed subscription and rebalances.
-			// The partitions still come back to the same members.
-			t.Logf("franz-go engine: restarting member %d caused %d callbacks on the other", i, events[other].Load())
-			continue
-		}
 		assert.Zero(t, events[other].Load(), "restarting member %d: the other saw no revocation or assignment, so no rebalance", i)
 	}
 	figures(t, "static-membership", "restarts", len(members), "restart_to_assigned_ms", backMS)
