@@ -325,3 +325,59 @@ func TestConsumerMigrateEagerToCooperative(t *testing.T) {
 		}
 	})
 }
+
+// TestConsumerCooperativeCancelsRevokedHandlers: with cooperative-sticky, a
+// handler running on a partition that moves to a new member has its
+// context cancelled at once (its message is not committed and goes to the
+// new owner), so the move does not wait for the handler; handlers on the
+// partitions that stay are not cancelled.
+func TestConsumerCooperativeCancelsRevokedHandlers(t *testing.T) {
+	eachEngine(t, func(t *testing.T) {
+		cluster := kafkatest.NewCluster(t)
+		topic := cluster.NewTopic(t, 4)
+		group := kafkatest.UniqueName("g")
+		produceN(t, cluster, topic, 40, 40)
+
+		cfgA := fastGroup(cluster, topic, group)
+		cfgA.RebalanceStrategy, cfgA.NumWorkers = kafka.RebalanceCooperativeSticky, 4
+		cfgA.RebalanceTimeout = time.Minute
+		var cancelled sync.Map // partition -> true
+		var holding [4]atomic.Bool
+		a := newGroup(t, cfgA)
+		require.NoError(t, a.RegisterHandler(context.Background(), func(ctx context.Context, _ int, m kafka.Message) error {
+			// Every handler holds its message until its context ends: the
+			// partitions that move can only move once it is cancelled.
+			holding[m.Partition()].Store(true)
+			<-ctx.Done()
+			cancelled.Store(m.Partition(), true)
+			return ctx.Err()
+		}))
+		a.Start()
+		require.Eventually(t, func() bool {
+			for i := range holding {
+				if !holding[i].Load() {
+					return false
+				}
+			}
+			return true
+		}, 60*time.Second, 10*time.Millisecond, "A holds a message of every partition")
+
+		cfgB := fastGroup(cluster, topic, group)
+		cfgB.RebalanceStrategy = kafka.RebalanceCooperativeSticky
+		b := newGroup(t, cfgB)
+		require.NoError(t, b.RegisterHandler(context.Background(), func(context.Context, int, kafka.Message) error { return nil }))
+		b.Start()
+		// Well under RebalanceTimeout: the move must not wait for A's
+		// handlers to give up by themselves.
+		require.Eventually(t, func() bool { return len(a.Assignment()) == 2 && len(b.Assignment()) == 2 }, 30*time.Second, 10*time.Millisecond,
+			"the partitions move while A's handlers hold their messages (A %v, B %v)", a.Assignment(), b.Assignment())
+		for _, tp := range b.Assignment() {
+			_, ok := cancelled.Load(tp.Partition)
+			assert.True(t, ok, "the handler of moved partition %d was cancelled", tp.Partition)
+		}
+		for _, tp := range a.Assignment() {
+			_, ok := cancelled.Load(tp.Partition)
+			assert.False(t, ok, "the handler of kept partition %d was not cancelled", tp.Partition)
+		}
+	})
+}

@@ -229,7 +229,13 @@ func (s *saramaSession) Cleanup(sess sarama.ConsumerGroupSession) error {
 func (s *saramaSession) ConsumeClaim(sess sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
 	tp := []TopicPartition{{c.Topic(), c.Partition()}}
 	s.report(sess, tp, true)
-	runClaim[*sarama.ConsumerMessage](s.g, saramaClaim{sess: sess, c: c})
+	claim := saramaClaim{sess: sess, c: c}
+	if s.g.cfg.cooperative() {
+		var stop func()
+		claim, stop = watchRevocation(claim)
+		defer stop()
+	}
+	runClaim[*sarama.ConsumerMessage](s.g, claim)
 	if sess.Context().Err() == nil {
 		sess.Commit()
 		s.g.commitDone()
@@ -242,13 +248,89 @@ func (s *saramaSession) ConsumeClaim(sess sarama.ConsumerGroupSession, c sarama.
 type saramaClaim struct {
 	sess sarama.ConsumerGroupSession
 	c    sarama.ConsumerGroupClaim
+	// cctx and msgs replace the session's context and the claim's channel
+	// when watchRevocation runs; nil otherwise.
+	cctx context.Context
+	msgs <-chan *sarama.ConsumerMessage
 }
 
-func (c saramaClaim) topic() string                           { return c.c.Topic() }
-func (c saramaClaim) partition() int32                        { return c.c.Partition() }
-func (c saramaClaim) ctx() context.Context                    { return c.sess.Context() }
-func (c saramaClaim) records() <-chan *sarama.ConsumerMessage { return c.c.Messages() }
-func (c saramaClaim) highWater() int64                        { return c.c.HighWaterMarkOffset() }
+func (c saramaClaim) topic() string    { return c.c.Topic() }
+func (c saramaClaim) partition() int32 { return c.c.Partition() }
+
+func (c saramaClaim) ctx() context.Context {
+	if c.cctx != nil {
+		return c.cctx
+	}
+	return c.sess.Context()
+}
+
+func (c saramaClaim) records() <-chan *sarama.ConsumerMessage {
+	if c.msgs != nil {
+		return c.msgs
+	}
+	return c.c.Messages()
+}
+
+// watchBuffer is how many records watchRevocation holds for a claim: as
+// many as Sarama's own channel buffer, so that while the handler keeps up
+// the watcher always has room to read, and sees the channel close.
+const watchBuffer = 256
+
+// watchRevocation gives a claim of the cooperative protocol a context that
+// is cancelled as soon as Sarama revokes the partition. Sarama cancels a
+// revoked claim's context of its own, which it does not hand to the
+// handler, and then closes the claim's channel, after the records it had
+// already fetched. A watcher goroutine reads the channel ahead of the claim
+// loop, so it sees the close while a handler runs: it cancels the claim's
+// context (the handler's message stays uncommitted and goes to the next
+// owner, as with franz-go) and drops what it holds. When the handler falls
+// behind by watchBuffer records, the close is seen after those are handled.
+// stop ends the watcher; the claim's owner calls it once the loop returned.
+func watchRevocation(c saramaClaim) (_ saramaClaim, stop func()) {
+	ctx, cancel := context.WithCancel(c.sess.Context())
+	out := make(chan *sarama.ConsumerMessage)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		defer cancel()
+		in := c.c.Messages()
+		base := make([]*sarama.ConsumerMessage, 0, watchBuffer)
+		buf := base
+		for {
+			var send chan<- *sarama.ConsumerMessage
+			var head *sarama.ConsumerMessage
+			if len(buf) > 0 {
+				send, head = out, buf[0]
+			}
+			recv := in
+			if len(buf) >= watchBuffer {
+				recv = nil
+			}
+			select {
+			case m, ok := <-recv:
+				if !ok {
+					return // revoked, or the session ended
+				}
+				buf = append(buf, m)
+			case send <- head:
+				buf[0] = nil
+				buf = buf[1:]
+				if len(buf) == 0 {
+					buf = base // reuse the array instead of growing a new one
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	c.cctx, c.msgs = ctx, out
+	return c, func() {
+		cancel()
+		<-done
+	}
+}
+func (c saramaClaim) highWater() int64 { return c.c.HighWaterMarkOffset() }
 func (c saramaClaim) mark(offset int64) {
 	c.sess.MarkOffset(c.c.Topic(), c.c.Partition(), offset+1, "")
 }

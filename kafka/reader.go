@@ -193,6 +193,12 @@ func NewReader(ctx context.Context, cfg *ReaderConfig) (*Reader, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
+	// An engine may not look at ctx before its first network round trip,
+	// and a select between its answer and ctx picks either: an ended ctx
+	// must fail every time.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("kafka: connecting to %v: %w", c.BrokerAddrs, err)
+	}
 	eng, err := newReaderEngine(ctx, &c)
 	if err != nil {
 		return nil, err
