@@ -14,10 +14,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// franzQueueMax is how many fetched records one partition may hold before
-// its fetching is paused: the bound on a slow partition's memory, which
-// keeps it from holding up the poll loop and the other partitions.
-const franzQueueMax = 1024
+// A partition's fetching pauses when its claim holds franzHighRecords
+// records or franzHighBytes bytes not yet in the records channel, and
+// resumes once it is down to half of both: the bound on a slow partition's
+// memory, which keeps it from holding up the poll loop and the other
+// partitions. Resuming at half, not at empty, lets the next fetch arrive
+// while the claim still has work; kgo drops (and later fetches again) what
+// it had buffered for a paused partition, so the gap between the marks is
+// several fetches wide.
+const (
+	franzHighRecords = 8192
+	franzHighBytes   = 4 << 20
+	// franzFullWait is how long the poll loop waits for a full claim
+	// before pausing its partition: Sarama's MaxProcessingTime.
+	franzFullWait = 100 * time.Millisecond
+)
 
 // franzClaimBuffer is the capacity of a claim's records channel, Sarama's
 // default ChannelBufferSize: what a worker's burst takes without blocking.
@@ -75,6 +86,13 @@ func (c ConsumerGroupConfig) franzOpts() ([]kgo.Opt, error) {
 	if c.RebalanceFallback != "" {
 		balancers = append(balancers, franzBalancer(c.RebalanceFallback))
 	}
+	if c.GroupInstanceID != "" {
+		for i, b := range balancers {
+			if n := b.ProtocolName(); n == string(RebalanceRange) || n == string(RebalanceRoundRobin) {
+				balancers[i] = staticJoinBalancer{b}
+			}
+		}
+	}
 	opts = append(opts,
 		kgo.ConsumerGroup(c.GroupName),
 		kgo.ConsumeTopics(c.Topics...),
@@ -84,11 +102,27 @@ func (c ConsumerGroupConfig) franzOpts() ([]kgo.Opt, error) {
 		kgo.SessionTimeout(c.SessionTimeout),
 		kgo.HeartbeatInterval(c.HeartbeatInterval),
 		kgo.RebalanceTimeout(c.RebalanceTimeout),
+		// Sarama's default: a partition resumed after a pause waits at most
+		// this for a fetch already waiting on the others (kgo's is 5 s).
+		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if c.GroupInstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.GroupInstanceID))
 	}
 	return opts, nil
+}
+
+// staticJoinBalancer keeps a static member's join metadata the same across
+// restarts. kgo's range and round-robin metadata carry the member's last
+// generation, which a restarted client does not know; the broker takes the
+// changed metadata of a rejoining static member for a changed subscription
+// and rebalances, which static membership exists to avoid. Neither
+// strategy reads the generation, so it is always sent as -1. (Sticky
+// strategies read the owned partitions and generation, and keep them.)
+type staticJoinBalancer struct{ kgo.GroupBalancer }
+
+func (b staticJoinBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, _ int32) []byte {
+	return b.GroupBalancer.JoinGroupMetadata(interests, nil, -1)
 }
 
 // franzBalancer maps a strategy to kgo's balancer of the same name on the
@@ -434,13 +468,18 @@ type franzClaim struct {
 	tp     TopicPartition
 	cctx   context.Context
 	cancel context.CancelFunc
-	ch     chan *kgo.Record // closed by the feeder when the claim ends
+	ch     chan *kgo.Record // closed by the feeder when the claim ends, under mu
 	wake   chan struct{}
+	room   chan struct{}  // the feeder made room in a full claim
 	done   sync.WaitGroup // the feeder and the claim loop
 
-	mu    sync.Mutex
-	queue []*kgo.Record
-	full  bool // fetching paused for back-pressure
+	mu        sync.Mutex
+	queue     []*kgo.Record
+	feeding   bool // the feeder holds or will take records: push must queue
+	closed    bool // ch is closed
+	heldRecs  int  // queued or taken by the feeder, not yet in ch
+	heldBytes int  // their keys and values
+	full      bool // fetching paused for back-pressure
 
 	hw        atomic.Int64 // the high watermark of the last fetch; -1: none yet
 	marked    atomic.Int64 // the next offset to commit; -1: none yet
@@ -450,7 +489,7 @@ type franzClaim struct {
 func newFranzClaim(s *franzSession, tp TopicPartition) *franzClaim {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c := &franzClaim{s: s, tp: tp, cctx: ctx, cancel: cancel,
-		ch: make(chan *kgo.Record, franzClaimBuffer), wake: make(chan struct{}, 1), committed: -1}
+		ch: make(chan *kgo.Record, franzClaimBuffer), wake: make(chan struct{}, 1), room: make(chan struct{}, 1), committed: -1}
 	c.marked.Store(-1)
 	c.hw.Store(-1)
 	return c
@@ -468,26 +507,108 @@ func (c *franzClaim) start() {
 	}()
 }
 
-// push queues fetched records; a full queue pauses the partition's fetching
-// until the feeder has drained it.
+// push queues fetched records. When the claim then holds too many, the
+// poll loop waits up to franzFullWait for the claim to make room (a claim
+// that is merely taking its turn with the workers soon does), and only then
+// pauses the partition's fetching until the feeder has moved half of them
+// on. Pausing at once would make kgo drop and fetch again what it had
+// buffered, at every turn.
 func (c *franzClaim) push(rs []*kgo.Record) {
-	c.mu.Lock()
-	c.queue = append(c.queue, rs...)
-	if !c.full && len(c.queue) >= franzQueueMax {
-		c.full = true
-		c.s.e.throttle(c.tp, true)
+	n := 0
+	for _, r := range rs {
+		n += len(r.Key) + len(r.Value)
 	}
+	c.mu.Lock()
+	// While the feeder has nothing in hand, records go straight into the
+	// channel as far as it has room: no hop through the feeder.
+	if !c.feeding && !c.closed {
+		for len(rs) > 0 {
+			select {
+			case c.ch <- rs[0]:
+				n -= len(rs[0].Key) + len(rs[0].Value)
+				rs = rs[1:]
+				continue
+			default:
+			}
+			break
+		}
+	}
+	if len(rs) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, rs...)
+	c.feeding = true
+	c.heldRecs += len(rs)
+	c.heldBytes += n
+	over := !c.full && c.over()
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
+	}
+	if !over {
+		return
+	}
+	t := time.NewTimer(franzFullWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.room:
+		case <-t.C:
+			c.mu.Lock()
+			if !c.full && c.over() {
+				c.full = true
+				c.s.e.throttle(c.tp, true)
+			}
+			c.mu.Unlock()
+			return
+		case <-c.cctx.Done():
+			return
+		}
+		c.mu.Lock()
+		over = c.over()
+		c.mu.Unlock()
+		if !over {
+			return
+		}
+	}
+}
+
+func (c *franzClaim) over() bool {
+	return c.heldRecs >= franzHighRecords || c.heldBytes >= franzHighBytes
+}
+
+// moved accounts for records the feeder put into the channel: it tells a
+// waiting poll loop there is room, and resumes fetching once the claim
+// holds half the high marks.
+func (c *franzClaim) moved(recs, bytes int) {
+	c.mu.Lock()
+	c.heldRecs -= recs
+	c.heldBytes -= bytes
+	if c.full && c.heldRecs <= franzHighRecords/2 && c.heldBytes <= franzHighBytes/2 {
+		c.full = false
+		c.s.e.throttle(c.tp, false)
+	}
+	room := !c.over()
+	c.mu.Unlock()
+	if room {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
 	}
 }
 
 // feed moves queued records into the records channel, in order, until the
 // claim ends; it owns and closes the channel.
 func (c *franzClaim) feed() {
-	defer close(c.ch)
+	defer func() {
+		c.mu.Lock()
+		c.closed = true
+		close(c.ch)
+		c.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-c.wake:
@@ -497,20 +618,34 @@ func (c *franzClaim) feed() {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue = nil
+		if len(batch) == 0 {
+			c.feeding = false
+		}
 		c.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		recs, bytes := 0, 0
 		for _, r := range batch {
 			select {
 			case c.ch <- r:
 			case <-c.cctx.Done():
 				return
 			}
+			recs++
+			bytes += len(r.Key) + len(r.Value)
+			if recs == 256 {
+				c.moved(recs, bytes)
+				recs, bytes = 0, 0
+			}
 		}
-		c.mu.Lock()
-		if c.full && len(c.queue) < franzQueueMax {
-			c.full = false
-			c.s.e.throttle(c.tp, false)
+		c.moved(recs, bytes)
+		// Wake again: what was queued meanwhile, or else the end of
+		// feeding, when push may send directly again.
+		select {
+		case c.wake <- struct{}{}:
+		default:
 		}
-		c.mu.Unlock()
 	}
 }
 

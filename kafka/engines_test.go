@@ -68,9 +68,22 @@ func TestEnginesMixedGroup(t *testing.T) {
 				members[e] = g
 			}
 			sar, fr := members[kafka.EngineSarama], members[kafka.EngineFranz]
-			require.Eventually(t, func() bool {
+			if !assert.Eventually(t, func() bool {
 				return len(sar.Assignment()) == 3 && len(fr.Assignment()) == 3
-			}, 90*time.Second, 20*time.Millisecond, "the members share 6 partitions (sarama %v, franz-go %v)", sar.Assignment(), fr.Assignment())
+			}, 90*time.Second, 20*time.Millisecond, "the members share 6 partitions (sarama %v, franz-go %v)", sar.Assignment(), fr.Assignment()) {
+				for e, g := range members {
+					for drained := false; !drained; {
+						select {
+						case err := <-g.Channels().Errors:
+							t.Logf("%s member error: %v", e, err)
+						default:
+							drained = true
+						}
+					}
+					t.Logf("%s member state %v", e, g.State())
+				}
+				t.FailNow()
+			}
 			union := append(sar.Assignment(), fr.Assignment()...)
 			slices.SortFunc(union, func(a, b kafka.TopicPartition) int { return int(a.Partition - b.Partition) })
 			for i, tp := range union {

@@ -283,7 +283,3 @@ func (t Tracing) Active() bool { return t.t != nil && t.t.active() }
 
 // Tracer returns the tracer spans are made with. Call it only when Active.
 func (t Tracing) Tracer() trace.Tracer { return t.t.tracer }
-
-// Propagator returns the propagator of record headers. Call it only when
-// Active.
-func (t Tracing) Propagator() propagation.TextMapPropagator { return t.t.prop }

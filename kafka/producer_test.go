@@ -318,13 +318,6 @@ func TestProducerRetriesTransientErrorsWithoutDuplicates(t *testing.T) {
 func loseProduceResponse(t *testing.T, cluster *kafkatest.Cluster) (written <-chan error) {
 	t.Helper()
 	fake := cluster.Fake()
-	// Produce v13 names topics by id, which the producer's requests do
-	// not carry: the replay keeps to a version that names them.
-	versions := kversion.Stable()
-	versions.SetMaxKeyVersion(int16(kmsg.Produce), 9)
-	replay, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs()...), kgo.MaxVersions(versions))
-	require.NoError(t, err)
-	t.Cleanup(replay.Close)
 	done := make(chan error, 1)
 	var once sync.Once
 	fake.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -338,6 +331,16 @@ func loseProduceResponse(t *testing.T, cluster *kafkatest.Cluster) (written <-ch
 		fake.SleepControl(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			// The replay speaks the request's own version: Produce v13
+			// names topics by id, older versions by name.
+			versions := kversion.Stable()
+			versions.SetMaxKeyVersion(int16(kmsg.Produce), req.GetVersion())
+			replay, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs()...), kgo.MaxVersions(versions))
+			if err != nil {
+				done <- err
+				return
+			}
+			defer replay.Close()
 			resp, err := replay.Broker(int(node)).Request(ctx, req)
 			if err == nil {
 				for _, rt := range resp.(*kmsg.ProduceResponse).Topics {

@@ -61,6 +61,10 @@ type ReaderConfig struct {
 	// TraceHeader is the header whose value becomes the trace id of each
 	// message's Context. Default "trace-id".
 	TraceHeader string
+	// Telemetry's propagator puts the OpenTelemetry trace context of each
+	// record's headers into its Context (the Reader makes no span). Its
+	// Registerer is not used. Default: the OpenTelemetry globals.
+	Telemetry Telemetry
 
 	// SecurityConfig sets TLS and SASL. Nil: plaintext.
 	SecurityConfig *SecurityConfig
@@ -165,6 +169,7 @@ type Reader struct {
 	cfg     ReaderConfig
 	log     *slog.Logger
 	eng     readerEngine
+	tracing *tracing     // nil: Telemetry.DisableTracing
 	out     chan Message // closed by Close, once every partition's goroutine has returned
 	backlog map[int32]int64
 
@@ -199,6 +204,9 @@ func NewReader(ctx context.Context, cfg *ReaderConfig) (*Reader, error) {
 		return nil, err
 	}
 	r.out = make(chan Message, c.BufferSize)
+	if !c.Telemetry.DisableTracing {
+		r.tracing = newTracing(c.Telemetry, "")
+	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, p := range r.cfg.Partitions {
 		r.wg.Add(1)
@@ -323,6 +331,9 @@ func (r *Reader) newMessage(rec record) *readerMessage {
 			ctx = WithTraceID(ctx, string(h.Value))
 			break
 		}
+	}
+	if r.tracing != nil && len(rec.headers) > 0 {
+		ctx = r.tracing.extract(ctx, rec.headers)
 	}
 	return &readerMessage{rec: rec, ctx: ctx}
 }

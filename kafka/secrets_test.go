@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,26 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/kafka"
 )
-
-// syncBuffer is a log sink shared by the goroutines of a producer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const keyMarker = "SECRETKEYMATERIAL0123456789"
 
@@ -175,7 +157,7 @@ func TestSASLFailureNamesAuthentication(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(fake.Close)
 	password := "pw-" + keyMarker
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	p := newProducer(t, &kafka.ProducerConfig{
 		BrokerAddrs: fake.ListenAddrs(), Topic: "sasl", MaxRetryPeriod: time.Second,
 		Logger:         slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

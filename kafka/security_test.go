@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,16 +10,22 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"io"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkahub/kafkahub/kafka"
 )
@@ -97,15 +104,43 @@ func TestProducerMutualTLS(t *testing.T) {
 	require.NoError(t, p.Initialise(ctx))
 	require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("over mTLS")}))
 
-	// Without the client certificate the handshake fails and the producer
-	// stays uninitialised (inline PEM this time).
+	// Without the client certificate the broker refuses the handshake with
+	// the certificate_required alert, and the producer stays
+	// uninitialised and says why (inline PEM this time).
 	noCert := newProducer(t, &kafka.ProducerConfig{
 		BrokerAddrs: fake.ListenAddrs(), Topic: "secure", MaxRetryPeriod: time.Second,
 		SecurityConfig: &kafka.SecurityConfig{TLS: true, RootCACerts: string(pki.caPEM)},
 	})
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	require.ErrorIs(t, noCert.Initialise(short), kafka.ErrNotInitialised)
+	err = refusal(t, noCert, func(err error) bool {
+		// crypto/tls reports an alert from the peer as a *net.OpError
+		// "remote error" around its (unexported) alert value.
+		var oe *net.OpError
+		return errors.As(err, &oe) && oe.Op == "remote error" && oe.Err.Error() == "tls: certificate required"
+	})
+	assert.ErrorContains(t, err, "remote error: tls: certificate required")
+}
+
+// refusal waits until p's initialisation has failed in the way isRefusal
+// recognises, and returns that error. It fails the test if p initialises,
+// or if 60 s pass without such a failure: a refusal, not a timeout, is
+// what the caller asserts.
+func refusal(t *testing.T, p *kafka.Producer, isRefusal func(error) bool) error {
+	t.Helper()
+	// 60 s: the franz-go engine reports a failed SCRAM exchange only
+	// after its own retries, about 20 s.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := p.Initialise(ctx)
+		cancel()
+		require.ErrorIs(t, err, kafka.ErrNotInitialised)
+		if isRefusal(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal from the broker within 60 s; last: %v", err)
+		}
+	}
 }
 
 func TestProducerSASL(t *testing.T) {
@@ -122,13 +157,43 @@ func TestProducerSASL(t *testing.T) {
 			})
 			require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("authenticated")}))
 
+			// A wrong password. Apache Kafka answers the SaslAuthenticate
+			// request with SASL_AUTHENTICATION_FAILED and then closes;
+			// kfake only closes. For PLAIN, whose request carries the
+			// password, the fake is taught Kafka's answer, and the
+			// producer must report that error. For SCRAM the password
+			// never travels; kfake closes the connection at the client's
+			// proof, and the producer must report the connection ended
+			// during authentication (the attempt reached SaslAuthenticate).
+			var authAttempts atomic.Int32
+			fake.ControlKey(int16(kmsg.SASLAuthenticate), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				fake.KeepControl()
+				authAttempts.Add(1)
+				r := req.(*kmsg.SASLAuthenticateRequest)
+				parts := bytes.Split(r.SASLAuthBytes, []byte{0})
+				if mech != kafka.SASLPlain || len(parts) != 3 || string(parts[2]) == "s3cret" {
+					return nil, nil, false
+				}
+				resp := r.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+				resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+				msg := "Authentication failed: Invalid username or password"
+				resp.ErrorMessage = &msg
+				return resp, nil, true
+			})
 			bad := newProducer(t, &kafka.ProducerConfig{
 				BrokerAddrs: fake.ListenAddrs(), Topic: "sasl", MaxRetryPeriod: time.Second,
 				SecurityConfig: &kafka.SecurityConfig{SASLMechanism: mech, SASLUser: "alice", SASLPassword: "wrong"},
 			})
-			short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-			defer cancel()
-			require.ErrorIs(t, bad.Initialise(short), kafka.ErrNotInitialised)
+			err = refusal(t, bad, func(err error) bool {
+				if mech == kafka.SASLPlain { // as each engine reports Kafka's error code
+					return errors.Is(err, sarama.ErrSASLAuthenticationFailed) || errors.Is(err, kerr.SaslAuthenticationFailed)
+				}
+				return authAttempts.Load() > 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
+			})
+			assert.Positive(t, authAttempts.Load(), "the refusal came from authentication")
+			if mech == kafka.SASLPlain {
+				assert.ErrorContains(t, err, "Invalid username or password", "the broker's message is kept")
+			}
 		})
 	}
 }

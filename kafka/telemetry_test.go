@@ -48,6 +48,17 @@ func newRecorder(t *testing.T, reg prometheus.Registerer) *recorder {
 	}}
 }
 
+// tracedProducer starts a cluster with a topic of partitions partitions and
+// a producer tracing into a recorder, for the span tests.
+func tracedProducer(t *testing.T, partitions int32) (*kafkatest.Cluster, string, context.Context, *recorder, *kafka.Producer) {
+	t.Helper()
+	cluster := kafkatest.NewCluster(t)
+	topic := cluster.NewTopic(t, partitions)
+	rec := newRecorder(t, nil)
+	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Telemetry: rec.tel})
+	return cluster, topic, testCtx(t, 60*time.Second), rec, p
+}
+
 // spans returns the ended spans named name.
 func (r *recorder) spans(name string) []sdktrace.ReadOnlySpan {
 	var out []sdktrace.ReadOnlySpan
@@ -92,13 +103,9 @@ func waitOutcomes(t *testing.T, ctx context.Context, ch <-chan kafka.HandleOutco
 // the consumer's process span continues each trace, and the handler's
 // context (and Message.Context) carries that process span.
 func TestTraceContextThroughSendOutputAndHandler(t *testing.T) {
-	cluster := kafkatest.NewCluster(t)
-	topic := cluster.NewTopic(t, 2)
-	ctx := testCtx(t, 60*time.Second)
-	rec := newRecorder(t, nil)
+	cluster, topic, ctx, rec, p := tracedProducer(t, 2)
 	tracer := rec.tel.TracerProvider.Tracer("test")
 
-	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Telemetry: rec.tel})
 	sendCtx, caller := tracer.Start(ctx, "caller-send")
 	require.NoError(t, p.Send(sendCtx, &kafka.ProducerMessage{Partition: new(int32(0)), Value: []byte("via-send")}))
 	caller.End()
@@ -175,11 +182,7 @@ func TestTraceContextThroughSendOutputAndHandler(t *testing.T) {
 // TestBatchHandlerSpanLinksEachMessage: a batch gets one process span of a
 // trace of its own, linked to every message's send span.
 func TestBatchHandlerSpanLinksEachMessage(t *testing.T) {
-	cluster := kafkatest.NewCluster(t)
-	topic := cluster.NewTopic(t, 1)
-	ctx := testCtx(t, 60*time.Second)
-	rec := newRecorder(t, nil)
-	p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Telemetry: rec.tel})
+	cluster, topic, ctx, rec, p := tracedProducer(t, 1)
 	tracer := rec.tel.TracerProvider.Tracer("test")
 	var callers []trace.SpanContext
 	for i := range 3 {
@@ -597,5 +600,30 @@ func TestDashboardUsesExistingMetrics(t *testing.T) {
 		} else {
 			assert.Contains(t, string(gateway), `"`+base+`"`, "%s is one of tcphub's metrics", name)
 		}
+	}
+}
+
+// TestReaderCarriesTraceContext: a Reader puts the trace context of a
+// record's headers into the message's Context (the gateway's delivery span
+// continues from it).
+func TestReaderCarriesTraceContext(t *testing.T) {
+	cluster, topic, ctx, rec, p := tracedProducer(t, 1)
+	sctx, caller := rec.tel.TracerProvider.Tracer("test").Start(ctx, "caller")
+	require.NoError(t, p.Send(sctx, &kafka.ProducerMessage{Value: []byte("x")}))
+	caller.End()
+	send := rec.spans("send " + topic)
+	require.Len(t, send, 1)
+
+	r, err := kafka.NewReader(ctx, &kafka.ReaderConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, From: kafka.ReadOldest,
+		Telemetry: kafka.Telemetry{Propagator: propagation.TraceContext{}}, Logger: quiet})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close()) }()
+	select {
+	case m := <-r.Messages():
+		sc := trace.SpanContextFromContext(m.Context())
+		assert.Equal(t, send[0].SpanContext().SpanID(), sc.SpanID(), "the send span, from the headers")
+		assert.True(t, sc.IsRemote())
+	case <-ctx.Done():
+		t.Fatal("nothing read")
 	}
 }

@@ -20,7 +20,7 @@ import (
 // EnvBrokers is the environment variable that switches NewCluster and
 // StartCluster from the embedded broker to an existing Kafka cluster: a
 // comma-separated list of host:port bootstrap addresses.
-const EnvBrokers = "KAFKA_BROKERS"
+const EnvBrokers = kafka.EnvBrokers
 
 // Cluster is a Kafka cluster for tests and examples: either an embedded,
 // in-process Kafka-protocol broker listening on loopback, or, when
@@ -31,6 +31,7 @@ type Cluster struct {
 	addrs    []string
 	fake     *kfake.Cluster // nil when external
 	external bool
+	sec      *kafka.SecurityConfig // of an external cluster from ClusterFromEnv
 
 	closeOnce sync.Once
 }
@@ -117,17 +118,25 @@ func StartCluster(opts ...ClusterOption) (*Cluster, error) {
 		}
 		c.fake, c.addrs = fake, fake.ListenAddrs()
 	}
+	if err := c.seed(cfg.seeds); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// seed creates the SeedTopics.
+func (c *Cluster) seed(seeds []seed) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, s := range cfg.seeds {
+	for _, s := range seeds {
 		for _, t := range s.topics {
 			if err := c.CreateTopic(ctx, t, s.partitions); err != nil {
-				c.Close()
-				return nil, err
+				return err
 			}
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // NewCluster starts an embedded Kafka-protocol cluster (three brokers on
@@ -208,7 +217,7 @@ func UniqueName(prefix string) string {
 // until every partition has a leader. Replication is 3, or the number of
 // brokers when there are fewer. A topic that already exists is not an error.
 func (c *Cluster) CreateTopic(ctx context.Context, name string, partitions int32) error {
-	err := kafka.CreateTopic(ctx, c.addrs, nil, kafka.TopicSpec{Name: name, Partitions: partitions})
+	err := kafka.CreateTopic(ctx, c.addrs, c.sec, kafka.TopicSpec{Name: name, Partitions: partitions})
 	if err != nil {
 		return fmt.Errorf("kafkatest: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/kafkahub/kafkahub/kafka"
@@ -31,6 +32,33 @@ const (
 	DefaultRetryAfter            = time.Second
 	DefaultAuthFailuresPerMinute = 10
 	DefaultShutdownTimeout       = 30 * time.Second
+
+	// Limits before authentication.
+	DefaultMaxHandshakes            = 1024
+	DefaultMaxHandshakesPerAddress  = 32
+	DefaultMaxConnectionsPerAddress = 10_000
+	DefaultMaxHelloSize             = 16 << 10
+
+	// Byte budgets (the per-connection ones scale with MaxFrameSize when it
+	// is set; these are their values at the default frame size).
+	DefaultMaxConnBytes   = 4 * DefaultMaxFrameSize
+	DefaultMaxServerBytes = 256 << 20
+	DefaultByteRate       = 4 << 20
+	DefaultMaxQueueBytes  = 4 * DefaultMaxFrameSize
+)
+
+// AuthLockout chooses what failed authentications are counted against.
+type AuthLockout uint8
+
+const (
+	// LockoutAddressAndDevice counts failures per (remote IP, device id):
+	// a device with a bad token is refused without locking out the other
+	// devices behind the same NAT address. The default.
+	LockoutAddressAndDevice AuthLockout = iota
+	// LockoutAddress counts failures per remote IP, whatever the device
+	// id: stricter against guessing across many device ids, but one
+	// misconfigured device locks out every device behind its NAT.
+	LockoutAddress
 )
 
 // ConnInfo describes a connection to the lifecycle hooks. DeviceID is empty
@@ -121,10 +149,15 @@ type Config struct {
 	// ClientCertAuthenticator, or AllowAll for tests.
 	Authenticator Authenticator
 	// AuthFailuresPerMinute is how many failed authentications one remote
-	// IP may have per minute (a token bucket of that size); beyond it its
-	// hellos are refused without being checked. Default 10; negative: no
-	// limit.
+	// IP (with AuthLockout LockoutAddress) or one device id from one remote
+	// IP (the default) may have per minute, a token bucket of that size;
+	// beyond it hellos are refused without being checked, with after_ms
+	// saying when the next attempt will be checked. Default 10; negative:
+	// no limit.
 	AuthFailuresPerMinute int
+	// AuthLockout is what AuthFailuresPerMinute counts against. Default
+	// LockoutAddressAndDevice.
+	AuthLockout AuthLockout
 
 	// HandshakeTimeout bounds the time from accept (including TLS) to a
 	// valid, authenticated hello. Default 10 s.
@@ -143,6 +176,47 @@ type Config struct {
 	// connection gets an error frame (unavailable, after_ms) and is closed.
 	// Default 100,000.
 	MaxConnections int
+	// MaxHandshakes is the most connections accepted and not yet welcomed
+	// (TLS handshake and hello); beyond it new connections are refused
+	// (unavailable with after_ms on plain TCP, a bare close with TLS), so
+	// stalled sockets cannot take the connection slots of real devices.
+	// Default 1024, or half of MaxConnections when that is less.
+	MaxHandshakes int
+	// MaxHandshakesPerAddress is the most connections not yet welcomed
+	// from one remote IP; beyond it that address's new connections are
+	// refused like beyond MaxHandshakes. A device completes its handshake
+	// in a round trip or two, so even many devices behind one NAT rarely
+	// have more than a few at once. Default 32; negative: no limit.
+	MaxHandshakesPerAddress int
+	// MaxConnectionsPerAddress is the most open connections from one
+	// remote IP, welcomed or not. Raise it for large NATs (a carrier NAT
+	// can hide thousands of devices behind one address). Default 10,000;
+	// negative: no limit.
+	MaxConnectionsPerAddress int
+	// MaxHelloSize is the largest frame accepted before the welcome (a
+	// canonically encoded hello with the longest fields is under 9 KiB); a
+	// larger one gets too_large before its body is read. Default 16 KiB;
+	// at most MaxFrameSize.
+	MaxHelloSize int
+	// MaxConnBytes bounds the bytes one connection holds on the way in:
+	// the payloads of its requests not yet answered plus the frame being
+	// read. The reader stops reading (TCP pushes back on the device) until
+	// answers free enough. Default 4 × MaxFrameSize; at least MaxFrameSize.
+	MaxConnBytes int
+	// MaxServerBytes bounds the same bytes over all connections: a reader
+	// that would exceed it waits, so a fleet pipelining large frames
+	// back-pressures instead of growing the heap. Default 256 MiB; at
+	// least MaxConnBytes.
+	MaxServerBytes int64
+	// ByteRate is the sustained bytes per second read from one connection
+	// (a token bucket of MaxConnBytes bytes); a faster device is read more
+	// slowly. Default 4 MiB/s; negative: no limit.
+	ByteRate float64
+	// MaxQueueBytes bounds the bytes of frames waiting to be written to one
+	// socket, like QueueSize bounds their number: beyond either the device
+	// is a slow consumer. A single frame larger than it is still queued
+	// when the queue is empty. Default 4 × MaxFrameSize.
+	MaxQueueBytes int
 	// MaxInFlight is how many requests a device may have without ack or
 	// error (max_inflight); more get too_many_in_flight. That many of a
 	// device's records may be with the producer at once, handed over in
@@ -225,6 +299,9 @@ func (c *Config) Validate() error {
 			return configErr("Routes", "route %q: %q is not a valid topic name", route, topic)
 		}
 	}
+	if err := c.checkInternalTopics(); err != nil {
+		return err
+	}
 	if c.InstanceID != "" && (!topicName.MatchString(c.InstanceID) || len(c.InstanceID) > wire.MaxIDLen) {
 		return configErr("InstanceID", "%q: use 1 to %d letters, digits, '.', '_' or '-'", c.InstanceID, wire.MaxIDLen)
 	}
@@ -262,6 +339,8 @@ func (c *Config) Validate() error {
 	}{
 		{"MaxFrameSize", c.MaxFrameSize}, {"MaxConnections", c.MaxConnections},
 		{"MaxInFlight", c.MaxInFlight}, {"QueueSize", c.QueueSize}, {"RateBurst", c.RateBurst},
+		{"MaxHandshakes", c.MaxHandshakes}, {"MaxHelloSize", c.MaxHelloSize},
+		{"MaxConnBytes", c.MaxConnBytes}, {"MaxQueueBytes", c.MaxQueueBytes},
 	}
 	for _, x := range ints {
 		if x.n < 0 {
@@ -273,6 +352,52 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplicationFactor < 0 {
 		return configErr("ReplicationFactor", "must not be negative, got %d", c.ReplicationFactor)
+	}
+	if c.AuthLockout > LockoutAddress {
+		return configErr("AuthLockout", "unknown value %d", c.AuthLockout)
+	}
+	frame := orDefault(c.MaxFrameSize, DefaultMaxFrameSize)
+	if c.MaxHelloSize > frame {
+		return configErr("MaxHelloSize", "must not exceed MaxFrameSize (%d), got %d", frame, c.MaxHelloSize)
+	}
+	if c.MaxHelloSize != 0 && c.MaxHelloSize < minHelloSize {
+		return configErr("MaxHelloSize", "must be at least %d bytes, got %d", minHelloSize, c.MaxHelloSize)
+	}
+	if c.MaxConnBytes != 0 && c.MaxConnBytes < frame {
+		return configErr("MaxConnBytes", "must be at least MaxFrameSize (%d), got %d", frame, c.MaxConnBytes)
+	}
+	connBytes := orDefault(c.MaxConnBytes, 4*frame)
+	if c.MaxServerBytes < 0 || (c.MaxServerBytes != 0 && c.MaxServerBytes < int64(connBytes)) {
+		return configErr("MaxServerBytes", "must be at least MaxConnBytes (%d), got %d", connBytes, c.MaxServerBytes)
+	}
+	return nil
+}
+
+// minHelloSize leaves room for a hello with the longest fields.
+const minHelloSize = 1024
+
+// checkInternalTopics refuses a request topic or route that is the
+// presence topic or a reply topic (of this instance or any other): through
+// it a device could forge presence or responses for other devices.
+func (c *Config) checkInternalTopics() error {
+	presence := orDefault(c.PresenceTopic, DefaultPresenceTopic)
+	prefix := orDefault(c.ReplyTopicPrefix, DefaultReplyTopicPrefix)
+	internal := func(topic string) string {
+		switch {
+		case topic == presence:
+			return "the presence topic"
+		case strings.HasPrefix(topic, prefix):
+			return "a reply topic (prefix " + prefix + ")"
+		}
+		return ""
+	}
+	if what := internal(c.RequestTopic); what != "" {
+		return configErr("RequestTopic", "%q is %s", c.RequestTopic, what)
+	}
+	for route, topic := range c.Routes {
+		if what := internal(topic); what != "" {
+			return configErr("Routes", "route %q: %q is %s", route, topic, what)
+		}
 	}
 	return nil
 }
@@ -323,13 +448,44 @@ func (c Config) withDefaults() Config {
 	if c.RateBurst == 0 {
 		c.RateBurst = max(1, int(c.RateLimit+0.999999))
 	}
+	// Stalled handshakes may take at most half the connection slots.
+	c.MaxHandshakes = orDefault(c.MaxHandshakes, max(1, min(DefaultMaxHandshakes, c.MaxConnections/2)))
+	c.MaxHandshakesPerAddress = orDefault(c.MaxHandshakesPerAddress, DefaultMaxHandshakesPerAddress)
+	c.MaxConnectionsPerAddress = orDefault(c.MaxConnectionsPerAddress, DefaultMaxConnectionsPerAddress)
+	c.MaxHelloSize = orDefault(c.MaxHelloSize, min(DefaultMaxHelloSize, c.MaxFrameSize))
+	c.MaxConnBytes = orDefault(c.MaxConnBytes, 4*c.MaxFrameSize)
+	c.MaxServerBytes = orDefault(c.MaxServerBytes, max(DefaultMaxServerBytes, int64(c.MaxConnBytes)))
+	c.ByteRate = orDefault(c.ByteRate, DefaultByteRate)
+	c.MaxQueueBytes = orDefault(c.MaxQueueBytes, 4*c.MaxFrameSize)
 	c.RetryAfter = orDefault(c.RetryAfter, DefaultRetryAfter)
 	c.GoodbyeDelay = orDefault(c.GoodbyeDelay, DefaultGoodbyeDelay)
 	c.ShutdownTimeout = orDefault(c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.TLSConfig != nil {
+		c.TLSConfig = serverTLS(c.TLSConfig)
+	}
 	return c
+}
+
+// serverTLS returns a copy of tc with safe defaults where tc leaves them
+// unset: TLS 1.2 at least, and for TLS 1.2 only forward-secret AEAD
+// suites (Go's defaults still include CBC ones). TLS 1.3 suites are not
+// configurable and are all AEAD.
+func serverTLS(tc *tls.Config) *tls.Config {
+	tc = tc.Clone()
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	if tc.CipherSuites == nil {
+		tc.CipherSuites = []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		}
+	}
+	return tc
 }
 
 // DefaultInstanceID is the InstanceID of a Config that names none: the
@@ -370,7 +526,7 @@ func (c *Config) producerConfig() *kafka.ProducerConfig {
 func (c *Config) replyReaderConfig(topic string) *kafka.ReaderConfig {
 	return &kafka.ReaderConfig{
 		BrokerAddrs: c.BrokerAddrs, Topic: topic, From: kafka.ReadNewest, KafkaVersion: c.KafkaVersion,
-		ClientID: c.ClientID, SecurityConfig: c.Security, Logger: c.Logger,
+		ClientID: c.ClientID, SecurityConfig: c.Security, Telemetry: c.Telemetry, Logger: c.Logger,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kafkahub/kafkahub/tcphub/wire"
@@ -61,6 +62,8 @@ type conn struct {
 
 	qmu       sync.Mutex
 	queue     [][]byte // encoded frames; nil when empty
+	qbytes    int      // bytes in queue
+	wbytes    int      // bytes of the batch the writer is writing
 	qstate    uint8
 	writing   bool // a writer goroutine is running
 	slow      bool
@@ -76,7 +79,15 @@ type conn struct {
 	stopped bool          // the connection is finished: no more timer
 	drained chan struct{} // closed when pending empties; made by awaitAnswers
 
+	// inBytes are the bytes this connection holds against MaxConnBytes
+	// (and the server's MaxServerBytes): the frame being read and the
+	// requests the producer has not answered. See reserveFrame.
+	inBytes atomic.Int64
+
 	// Reader-only state.
+	frameCost  int64   // bytes reserved for the frame just read, until handed to a request
+	byteTokens float64 // ByteRate token bucket
+	byteAt     int64   // when byteTokens was computed, Unix nanoseconds
 	authed     bool
 	tokens     float64
 	tokensAt   time.Time
@@ -207,6 +218,7 @@ func (c *conn) finish(err error) {
 	} else if s.cfg.OnDisconnect != nil && !errors.Is(reason, ErrTooManyConnections) {
 		c.hook("OnDisconnect", func() { s.cfg.OnDisconnect(c.info(), reason) })
 	}
+	s.admission.release(remoteIP(c.nc.RemoteAddr()), !c.authed)
 	s.open.Add(-1)
 	s.m.connections.Dec()
 }

@@ -50,9 +50,9 @@ func (c *conn) protocolError(format string, args ...any) error {
 func (c *conn) onHello(f *wire.Frame) error {
 	s := c.srv
 	ip := remoteIP(c.nc.RemoteAddr())
-	if !s.authLimit.allowed(ip) {
+	if wait, ok := s.authLimit.allowed(ip, f.Device); !ok {
 		s.m.authFailures.WithLabelValues("ip_rate_limited").Inc()
-		c.closeWith(errorFrame("", wire.CodeUnauthenticated, "too many failed authentications from this address", time.Minute))
+		c.closeWith(errorFrame("", wire.CodeUnauthenticated, "too many failed authentications from this address", wait))
 		return fmt.Errorf("%w: too many failed authentications from %s", ErrUnauthenticated, ip)
 	}
 	var tlsState *tls.ConnectionState
@@ -67,7 +67,7 @@ func (c *conn) onHello(f *wire.Frame) error {
 		err = wire.CheckDeviceID(id.DeviceID)
 	}
 	if err != nil {
-		s.authLimit.failed(ip)
+		s.authLimit.failed(ip, f.Device)
 		reason := "rejected"
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = "timeout"
@@ -112,7 +112,10 @@ func (c *conn) onHello(f *wire.Frame) error {
 	c.sessionUp = true
 	c.qmu.Unlock()
 
+	// No longer a handshake, before the welcome can be written and the
+	// device open its next connection (finish releases by c.authed).
 	c.authed = true
+	s.admission.welcomed(ip)
 	c.tokens = float64(s.cfg.RateBurst)
 	c.tokensAt = time.Now()
 	if old := s.reg.register(c); old != nil {
@@ -169,6 +172,9 @@ func (c *conn) onRequest(f *wire.Frame) {
 		return
 	}
 	r := c.newRequest(f, topic)
+	// The frame's reserved bytes now stand for the record until the
+	// producer is done with it (see delivered).
+	r.cost, c.frameCost = c.frameCost, 0
 	c.traceRequest(r, f)
 	c.rmu.Lock()
 	c.pending = append(c.pending, r)

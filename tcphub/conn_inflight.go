@@ -2,6 +2,7 @@ package tcphub
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 
 // Request states.
 const (
-	reqPending uint8 = iota // handed to the producer, no answer yet
-	reqAcked                // Kafka has it
-	reqFailed               // not written, or not known to be written in time
+	reqPending  uint8 = iota // handed to the producer, no answer yet
+	reqAcked                 // Kafka has it
+	reqFailed                // not written, or not known to be written in time
+	reqTooLarge              // refused for its size: resending it cannot help
 )
 
 // request is a device request on its way to Kafka. The record, its
@@ -29,6 +31,7 @@ type request struct {
 	headers [8]kafka.Header
 	trace   [16]byte
 	idBytes []byte
+	cost    int64      // bytes held against the budgets until delivered
 	span    trace.Span // the server span, when tracing
 }
 
@@ -108,6 +111,10 @@ func (c *conn) produce(r *request) {
 func (r *request) delivered(d kafka.Delivery) {
 	c := r.c
 	s := c.srv
+	// The producer is done with the record, answered or not: its bytes
+	// leave the budgets now (not at a timeout's answer, while the producer
+	// may still hold them).
+	s.inBudget.release(r.cost, &c.inBytes)
 	s.m.produceLatency.Observe(time.Since(r.arrived).Seconds())
 	r.endRequestSpan(d.Err)
 	c.rmu.Lock()
@@ -115,8 +122,12 @@ func (r *request) delivered(d kafka.Delivery) {
 		c.rmu.Unlock()
 		return
 	}
-	r.state = reqAcked
-	if d.Err != nil {
+	switch {
+	case d.Err == nil:
+		r.state = reqAcked
+	case errors.Is(d.Err, kafka.ErrMessageTooLarge):
+		r.state = reqTooLarge
+	default:
 		r.state = reqFailed
 	}
 	out := c.completeLocked(nil)
@@ -125,6 +136,20 @@ func (r *request) delivered(d kafka.Delivery) {
 		c.logger().Warn("request not written to Kafka", "request", r.id, "topic", r.msg.Topic, "error", d.Err)
 	}
 	c.answer(out)
+	c.signalDrained()
+}
+
+// signalDrained wakes awaitAnswers once nothing is pending. It runs after
+// answer has queued the answers, never before: a half-closed connection is
+// closed as soon as awaitAnswers returns, and an answer queued after that
+// would be lost (TestHalfCloseGetsEveryAnswer caught it under load).
+func (c *conn) signalDrained() {
+	c.rmu.Lock()
+	if len(c.pending) == 0 && c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+	c.rmu.Unlock()
 }
 
 // answered is a request taken off the pending list, with the responses
@@ -156,10 +181,6 @@ func (c *conn) completeLocked(out []answered) []answered {
 		c.pending = c.pending[n:]
 		if len(c.pending) == 0 {
 			c.pending = nil
-			if c.drained != nil {
-				close(c.drained)
-				c.drained = nil
-			}
 		}
 		if len(c.held) == 0 {
 			c.held = nil
@@ -173,11 +194,14 @@ func (c *conn) completeLocked(out []answered) []answered {
 func (c *conn) answer(out []answered) {
 	s := c.srv
 	for _, a := range out {
-		if a.r.state == reqAcked {
+		switch a.r.state {
+		case reqAcked:
 			if c.enqueue(encode(wire.Frame{Type: wire.TypeAck, ID: a.r.id}), wire.TypeAck) == nil {
 				s.m.acks.Inc()
 			}
-		} else {
+		case reqTooLarge:
+			c.sendError(a.r.id, wire.CodeRecordTooLarge, "the record (payload and headers) is larger than Kafka accepts", 0)
+		default:
 			c.sendError(a.r.id, wire.CodeUnavailable, "not written to Kafka", s.cfg.RetryAfter)
 		}
 		for _, b := range a.held {
@@ -230,6 +254,7 @@ func (c *conn) expire() {
 		}
 	}
 	c.answer(out)
+	c.signalDrained()
 }
 
 // abandonPending runs when the connection is finished: nobody can be told
@@ -253,6 +278,7 @@ func (c *conn) abandonPending() {
 	for range out {
 		c.srv.requests.leave()
 	}
+	c.signalDrained()
 }
 
 // awaitAnswers waits until every request of the connection has its answer

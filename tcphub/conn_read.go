@@ -2,6 +2,7 @@ package tcphub
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -163,13 +164,19 @@ func (c *conn) readBurst(first []byte) error {
 		c.pre = prefixReader{}
 	}()
 	fr := wire.NewReader(br, c.srv.cfg.MaxFrameSize)
+	defer c.releaseFrame()
 	for {
+		if err := c.reserveFrame(br); err != nil {
+			return c.readError(err)
+		}
 		f, err := fr.ReadFrame()
 		if err != nil {
 			return c.readError(err)
 		}
 		c.srv.m.frameIn(f.Type)
-		if err := c.handle(&f); err != nil {
+		err = c.handle(&f)
+		c.releaseFrame() // unless a request took the bytes over
+		if err != nil {
 			return err
 		}
 		if br.Buffered() == 0 && len(c.pre.buf) == 0 {
@@ -228,4 +235,91 @@ func (c *conn) readError(err error) error {
 		}
 	}
 	return err
+}
+
+// budgetPoll is how often a reader waiting for byte budget checks whether
+// its connection or the server is closing.
+const budgetPoll = 50 * time.Millisecond
+
+// reserveFrame runs before each frame is read, on its announced length:
+// before the welcome it refuses frames over MaxHelloSize; then it waits
+// for the connection's ByteRate, and for the frame's bytes to fit
+// MaxConnBytes and MaxServerBytes. Waiting is back-pressure: nothing is
+// read meanwhile, so the device's TCP window closes. The bytes stay
+// reserved until releaseFrame, or until the producer is done with the
+// request the frame became (see onRequest). Malformed lengths are left to
+// ReadFrame.
+func (c *conn) reserveFrame(br *bufio.Reader) error {
+	hdr, err := br.Peek(4)
+	if err != nil {
+		return nil // ReadFrame reports it
+	}
+	s := c.srv
+	n := int64(binary.BigEndian.Uint32(hdr))
+	if !c.authed && n > int64(s.cfg.MaxHelloSize) {
+		return fmt.Errorf("%w: announced %d bytes before the welcome, limit %d", wire.ErrFrameTooLarge, n, s.cfg.MaxHelloSize)
+	}
+	if n == 0 || n > int64(s.cfg.MaxFrameSize) {
+		return nil
+	}
+	waited := c.throttle(n)
+	if !s.inBudget.tryAcquire(n, &c.inBytes, int64(s.cfg.MaxConnBytes)) {
+		if !s.inBudget.acquire(n, &c.inBytes, int64(s.cfg.MaxConnBytes), budgetPoll, c.closing) {
+			return ErrServerClosed
+		}
+		waited = true
+	}
+	c.frameCost = n
+	if waited {
+		c.setReadDeadline(true) // the wait is not the device's silence
+	}
+	return nil
+}
+
+// releaseFrame gives back the bytes of the frame just read, unless a
+// request took them over.
+func (c *conn) releaseFrame() {
+	if c.frameCost != 0 {
+		c.srv.inBudget.release(c.frameCost, &c.inBytes)
+		c.frameCost = 0
+	}
+}
+
+// throttle applies ByteRate to a frame of n bytes, sleeping until the
+// token bucket (of MaxConnBytes bytes) has them. It reports whether it
+// slept.
+func (c *conn) throttle(n int64) bool {
+	rate := c.srv.cfg.ByteRate
+	if rate < 0 {
+		return false
+	}
+	burst := float64(c.srv.cfg.MaxConnBytes)
+	now := time.Now().UnixNano()
+	if c.byteAt == 0 {
+		c.byteTokens = burst
+	} else {
+		c.byteTokens = min(burst, c.byteTokens+float64(now-c.byteAt)/1e9*rate)
+	}
+	c.byteAt = now
+	c.byteTokens -= float64(n)
+	if c.byteTokens >= 0 {
+		return false
+	}
+	wait := time.Duration(-c.byteTokens / rate * float64(time.Second))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.srv.quit:
+	}
+	return true
+}
+
+// closing reports whether the connection's end was asked for (Shutdown
+// does that too, once the answers owed are queued), so that a reader
+// waiting for budget stops waiting.
+func (c *conn) closing() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.qstate != qOpen
 }

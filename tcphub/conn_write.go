@@ -48,10 +48,11 @@ func (c *conn) enqueue(b []byte, t wire.Type) error {
 		c.qmu.Unlock()
 		return ErrNotConnected
 	}
-	if len(c.queue) >= s.cfg.QueueSize {
+	if len(c.queue) >= s.cfg.QueueSize || (c.qbytes+c.wbytes > 0 && c.qbytes+c.wbytes+len(b) > s.cfg.MaxQueueBytes) {
 		dropped := len(c.queue) + 1
 		clear(c.queue)
 		c.queue = append(c.queue[:0], slowConsumerFrame)
+		c.qbytes = len(slowConsumerFrame)
 		c.qstate = qFlush
 		c.slow = true
 		if c.reason == nil {
@@ -70,6 +71,7 @@ func (c *conn) enqueue(b []byte, t wire.Type) error {
 		return ErrSlowConsumer
 	}
 	c.queue = append(c.queue, b)
+	c.qbytes += len(b)
 	start := c.kickLocked()
 	c.qmu.Unlock()
 	c.startWriter(start)
@@ -157,6 +159,7 @@ func (c *conn) abort() {
 	c.qstate = qClosed
 	clear(c.queue)
 	c.queue = nil
+	c.qbytes = 0
 	if c.linger != nil {
 		c.linger.Stop()
 	}
@@ -182,6 +185,7 @@ func (c *conn) writeLoop() {
 	var batch [][]byte
 	for {
 		c.qmu.Lock()
+		c.wbytes = 0
 		st, slow := c.qstate, c.slow
 		if st >= qLinger || len(c.queue) == 0 {
 			c.writing = false
@@ -198,6 +202,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
+		c.wbytes, c.qbytes = c.qbytes, 0
 		c.qmu.Unlock()
 
 		timeout := c.srv.cfg.WriteTimeout

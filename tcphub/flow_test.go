@@ -248,6 +248,9 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	go func() {
 		for i := 0; ctx.Err() == nil; i++ {
 			id := fmt.Sprintf("f-%d", i)
+			// Each write gets its own deadline: the one hello set
+			// expires while a loaded machine is still flooding.
+			_ = fast.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			if err := fast.w.WriteFrame(wire.Frame{Type: wire.TypeRequest, ID: id, Payload: []byte(`{}`)}); err != nil {
 				done <- err
 				return

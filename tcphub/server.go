@@ -32,7 +32,9 @@ type Server struct {
 	log        *slog.Logger
 	m          *metrics
 	reg        *registry
-	authLimit  *ipLimiter
+	authLimit  *authLimiter
+	admission  *admission
+	inBudget   *byteBudget // MaxServerBytes: request bytes held by all connections
 	replyTopic string
 	// instanceBytes and replyToBytes are header values of every request.
 	instanceBytes []byte
@@ -93,7 +95,9 @@ func NewServer(cfg Config) (*Server, error) {
 		log:        c.Logger.With("component", "tcphub", "instance", c.InstanceID),
 		m:          newMetrics(c.InstanceID),
 		reg:        newRegistry(),
-		authLimit:  newIPLimiter(c.AuthFailuresPerMinute),
+		authLimit:  newAuthLimiter(c.AuthFailuresPerMinute, c.AuthLockout),
+		admission:  newAdmission(&c),
+		inBudget:   &byteBudget{limit: c.MaxServerBytes},
 		replyTopic: c.replyTopic(),
 		listeners:  map[net.Listener]struct{}{},
 		quit:       make(chan struct{}),
@@ -105,6 +109,9 @@ func NewServer(cfg Config) (*Server, error) {
 		s.loopReplies = l.Replies()
 	}
 	s.instanceBytes, s.replyToBytes = []byte(c.InstanceID), []byte(s.replyTopic)
+	if _, bearer := c.Authenticator.(interface{ bearerTokens() }); bearer && c.TLSConfig == nil {
+		s.log.Warn("HMAC tokens over plain TCP: a token seen on the network can be replayed from any address until it expires, and takes over the device's session; set TLSConfig")
+	}
 	if c.RateLimit >= 0 {
 		// Rounded down, so that a device keeping to it is never refused.
 		s.ratePerMin, s.rateBurst = int(min(max(c.RateLimit*60, 1), 1<<31-1)), c.RateBurst
@@ -335,9 +342,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		ip := remoteIP(nc.RemoteAddr())
+		if reason := s.admission.admit(ip); reason != "" {
+			s.m.refused.WithLabelValues(reason).Inc()
+			refuseAtAccept(nc, s.cfg.TLSConfig != nil, s.cfg.RetryAfter)
+			continue
+		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
+			s.admission.release(ip, true)
 			_ = nc.Close()
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,10 +16,19 @@ import (
 	"github.com/kafkahub/kafkahub/tcphub"
 )
 
-func topicCount(t *testing.T, cluster *kafkatest.Cluster) (int, []string) {
+// topicCount counts the cluster's topics whose names start with prefix
+// (each test's own: a real cluster is shared with other tests running at
+// the same time), and returns them.
+func topicCount(t *testing.T, cluster *kafkatest.Cluster, prefix string) (int, []string) {
 	t.Helper()
-	topics, err := kafka.ListTopics(testCtx(t, 30*time.Second), cluster.Addrs(), nil)
+	all, err := kafka.ListTopics(testCtx(t, 30*time.Second), cluster.Addrs(), nil)
 	require.NoError(t, err)
+	var topics []string
+	for _, name := range all {
+		if strings.HasPrefix(name, prefix) {
+			topics = append(topics, name)
+		}
+	}
 	return len(topics), topics
 }
 
@@ -32,7 +42,7 @@ func TestRestartsCreateNoTopics(t *testing.T) {
 	run := func() string {
 		srv, err := tcphub.NewServer(tcphub.Config{
 			BrokerAddrs: cluster.Addrs(), RequestTopic: topic, PresenceTopic: topic + ".presence",
-			CreateTopics: true, Authenticator: tcphub.AllowAll(), Logger: quiet,
+			ReplyTopicPrefix: topic + ".reply.", CreateTopics: true, Authenticator: tcphub.AllowAll(), Logger: quiet,
 		})
 		require.NoError(t, err)
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,11 +56,11 @@ func TestRestartsCreateNoTopics(t *testing.T) {
 		return srv.ReplyTopic()
 	}
 	reply := run()
-	before, topics := topicCount(t, cluster)
-	assert.Contains(t, topics, reply)
+	before, topics := topicCount(t, cluster, topic)
+	assert.Equal(t, []string{topic, topic + ".presence", reply}, topics)
 	for i := range 10 {
 		assert.Equal(t, reply, run(), "restart %d", i+1)
-		after, topics := topicCount(t, cluster)
+		after, topics := topicCount(t, cluster, topic)
 		require.Equal(t, before, after, "restart %d changed the topics: %v", i+1, topics)
 	}
 }
@@ -63,7 +73,7 @@ func TestStartNeedsTopicsUnlessCreating(t *testing.T) {
 	topic := cluster.NewTopic(t, 1)
 	cfg := tcphub.Config{
 		BrokerAddrs: cluster.Addrs(), RequestTopic: topic, PresenceTopic: topic + ".presence",
-		InstanceID: kafkatest.UniqueName("gw"), Authenticator: tcphub.AllowAll(), Logger: quiet,
+		ReplyTopicPrefix: topic + ".reply.", InstanceID: "gw-1", Authenticator: tcphub.AllowAll(), Logger: quiet,
 	}
 	srv, err := tcphub.NewServer(cfg)
 	require.NoError(t, err)
@@ -72,18 +82,18 @@ func TestStartNeedsTopicsUnlessCreating(t *testing.T) {
 	assert.Contains(t, err.Error(), srv.ReplyTopic())
 	assert.Contains(t, err.Error(), cfg.PresenceTopic)
 	require.NoError(t, srv.Shutdown(testCtx(t, time.Second)))
-	_, topics := topicCount(t, cluster)
-	assert.NotContains(t, topics, srv.ReplyTopic(), "nothing created")
+	n, _ := topicCount(t, cluster, topic)
+	assert.Equal(t, 1, n, "nothing created but the request topic")
 
 	ctx := testCtx(t, 30*time.Second)
 	require.NoError(t, cluster.CreateTopic(ctx, srv.ReplyTopic(), 1))
 	require.NoError(t, kafka.CreateTopic(ctx, cluster.Addrs(), nil, kafka.TopicSpec{Name: cfg.PresenceTopic, Partitions: 1, Config: map[string]string{"cleanup.policy": "compact"}}))
-	before, _ := topicCount(t, cluster)
+	before, _ := topicCount(t, cluster, topic)
 	srv, err = tcphub.NewServer(cfg)
 	require.NoError(t, err)
 	require.NoError(t, srv.Start(ctx))
 	require.NoError(t, srv.Shutdown(testCtx(t, 30*time.Second)))
-	after, _ := topicCount(t, cluster)
+	after, _ := topicCount(t, cluster, topic)
 	assert.Equal(t, before, after)
 
 	_, err = tcphub.NewPusher(ctx, tcphub.PusherConfig{BrokerAddrs: cluster.Addrs(), Producer: newProducer(t, cluster, topic), PresenceTopic: topic + ".nowhere", Logger: quiet})
@@ -96,11 +106,10 @@ func TestRetireInstance(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
 	presence := topic + ".presence"
-	before, _ := topicCount(t, cluster)
-	gw := startGateway(t, cluster, topic, nil)
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.ReplyTopicPrefix = topic + ".reply." })
 	gw.stop(t)
-	_, topics := topicCount(t, cluster)
-	require.Contains(t, topics, gw.ReplyTopic())
+	_, topics := topicCount(t, cluster, topic)
+	require.Equal(t, []string{topic, presence, gw.ReplyTopic()}, topics)
 
 	// The instance "crashed" holding a device: its online record stands.
 	p := newProducer(t, cluster, topic)
@@ -114,11 +123,13 @@ func TestRetireInstance(t *testing.T) {
 	_, online := pusher.Lookup("orphan")
 	require.True(t, online)
 
-	retire := tcphub.RetireConfig{BrokerAddrs: cluster.Addrs(), InstanceID: gw.InstanceID(), PresenceTopic: presence, Producer: p, Logger: quiet}
+	retire := tcphub.RetireConfig{
+		BrokerAddrs: cluster.Addrs(), InstanceID: gw.InstanceID(), ReplyTopicPrefix: topic + ".reply.",
+		PresenceTopic: presence, Producer: p, Logger: quiet,
+	}
 	require.NoError(t, tcphub.RetireInstance(ctx, retire))
-	after, topics := topicCount(t, cluster)
-	assert.NotContains(t, topics, gw.ReplyTopic())
-	assert.Equal(t, before+1, after, "only the presence topic remains of the instance")
+	_, topics = topicCount(t, cluster, topic)
+	assert.Equal(t, []string{topic, presence}, topics, "the reply topic is gone")
 	require.Eventually(t, func() bool { _, ok := pusher.Lookup("orphan"); return !ok }, 30*time.Second, 10*time.Millisecond,
 		"the orphan is offline for a live Pusher")
 	require.NoError(t, tcphub.RetireInstance(ctx, retire), "retiring twice is harmless")

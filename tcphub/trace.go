@@ -68,7 +68,8 @@ func (s *Server) traceDelivery(msg kafka.Message, f *wire.Frame) trace.Span {
 	if !s.tracing.Active() {
 		return noSpan
 	}
-	ctx := s.tracing.Propagator().Extract(context.Background(), messageHeaders{msg})
+	// The reader put the record's trace context in msg.Context.
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), trace.SpanContextFromContext(msg.Context()))
 	ctx, span := s.tracing.Tracer().Start(ctx, "deliver "+string(f.Type), trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -81,24 +82,4 @@ func (s *Server) traceDelivery(msg kafka.Message, f *wire.Frame) trace.Span {
 	deviceTraceContext.Inject(ctx, carrier)
 	f.TraceParent = carrier["traceparent"]
 	return span
-}
-
-// messageHeaders presents a consumed record's headers to a propagator.
-type messageHeaders struct{ m kafka.Message }
-
-func (h messageHeaders) Get(key string) string {
-	v, _ := h.m.Header(key)
-	return string(v)
-}
-
-// Set is never called: the carrier is only read.
-func (h messageHeaders) Set(string, string) {}
-
-func (h messageHeaders) Keys() []string {
-	hs := h.m.Headers()
-	keys := make([]string, len(hs))
-	for i, kv := range hs {
-		keys[i] = kv.Key
-	}
-	return keys
 }

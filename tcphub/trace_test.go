@@ -113,8 +113,9 @@ func (e *endSignal) OnEnd(s sdktrace.ReadOnlySpan) {
 func (e *endSignal) Shutdown(context.Context) error   { return nil }
 func (e *endSignal) ForceFlush(context.Context) error { return nil }
 
-// TestDeviceClientCarriesTrace: the Go device client puts the span of the
-// request's context in tp, and reports the response's tp: the gateway's
+// TestDeviceClientCarriesTrace: the Go device client puts what its
+// TraceParent option returns for the request's context (here the
+// OpenTelemetry span) in tp, and reports the response's tp: the gateway's
 // delivery span, in the same trace.
 func TestDeviceClientCarriesTrace(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
@@ -126,7 +127,12 @@ func TestDeviceClientCarriesTrace(t *testing.T) {
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Telemetry = tel })
 	startTracedWorker(t, cluster, topic, tel)
 
-	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: "traced-1", Logger: quiet})
+	c, err := device.Dial(testCtx(t, 10*time.Second), gw.addr, device.Options{DeviceID: "traced-1", Logger: quiet,
+		TraceParent: func(ctx context.Context) string {
+			c := propagation.MapCarrier{}
+			propagation.TraceContext{}.Inject(ctx, c)
+			return c["traceparent"]
+		}})
 	require.NoError(t, err)
 	defer c.Close()
 	ctx, span := tp.Tracer("device").Start(testCtx(t, 30*time.Second), "device round trip")

@@ -2,14 +2,16 @@
 // the handler when it holds -batch records or -wait after its first record,
 // and its offsets are committed only after the handler returns.
 //
-// With KAFKA_BROKERS unset it starts an embedded Kafka-protocol broker and
-// fills the topic itself:
+// It fills the topic itself, on the cluster that kafka.ConfigFromEnv names
+// (KAFKA_BROKERS and the security variables); without one it refuses to
+// start unless -embedded asks for an in-process Kafka-protocol broker:
 //
-//	go run ./examples/batchconsumer -n 95 -batch 20
+//	go run ./examples/batchconsumer -embedded -n 95 -batch 20
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -27,26 +29,32 @@ func main() {
 	n := flag.Int("n", 95, "records to produce and then consume")
 	batch := flag.Int("batch", 20, "maximum batch size")
 	wait := flag.Duration("wait", 200*time.Millisecond, "longest wait for a batch to fill, from its first record")
+	embedded := flag.Bool("embedded", false, "start an in-process Kafka-protocol broker (a demo: nothing is kept) instead of the cluster in KAFKA_BROKERS")
 	flag.Parse()
-	if err := run(*n, *batch, *wait); err != nil {
+	if err := run(*n, *batch, *wait, *embedded); err != nil {
 		fmt.Fprintln(os.Stderr, "batchconsumer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, batchSize int, wait time.Duration) error {
+func run(n, batchSize int, wait time.Duration, embedded bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	topic := kafkatest.UniqueName("example-batches")
 
-	cluster, err := kafkatest.StartCluster(kafkatest.SeedTopics(2, topic))
+	cluster, env, err := kafkatest.ClusterFromEnv(embedded, kafkatest.SeedTopics(2, topic))
+	if errors.Is(err, kafkatest.ErrNoKafka) {
+		return fmt.Errorf("%w: pass -embedded for an in-process broker", err)
+	}
 	if err != nil {
 		return err
 	}
 	defer cluster.Close()
 
-	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Logger: log})
+	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
+		BrokerAddrs: env.BrokerAddrs, KafkaVersion: env.KafkaVersion, SecurityConfig: env.Security, Topic: topic, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
@@ -71,14 +79,16 @@ func run(n, batchSize int, wait time.Duration) error {
 		_ = stopTracing(sctx) // flush the last spans; best effort in an example
 	}()
 	group, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
-		BrokerAddrs:   cluster.Addrs(),
-		Topics:        []string{topic},
-		GroupName:     "example-batch-consumer",
-		NumWorkers:    2,
-		BatchSize:     batchSize,
-		BatchWaitTime: wait,
-		Telemetry:     tel,
-		Logger:        log,
+		BrokerAddrs:    env.BrokerAddrs,
+		KafkaVersion:   env.KafkaVersion,
+		SecurityConfig: env.Security,
+		Topics:         []string{topic},
+		GroupName:      "example-batch-consumer",
+		NumWorkers:     2,
+		BatchSize:      batchSize,
+		BatchWaitTime:  wait,
+		Telemetry:      tel,
+		Logger:         log,
 	})
 	if err != nil {
 		return err

@@ -1,11 +1,12 @@
 // Command consumer consumes JSON records with a single-message handler run
 // by N workers, committing each record after its handler returns.
 //
-// With KAFKA_BROKERS unset it starts an embedded Kafka-protocol broker and
-// fills the topic itself, so it runs with nothing installed:
+// It fills the topic itself, on the cluster that kafka.ConfigFromEnv names
+// (KAFKA_BROKERS and the security variables); without one it refuses to
+// start unless -embedded asks for an in-process Kafka-protocol broker:
 //
-//	go run ./examples/consumer -workers 4 -n 40
-//	go run ./examples/consumer -metrics 127.0.0.1:9100   # also serve /metrics while running
+//	go run ./examples/consumer -embedded -workers 4 -n 40
+//	go run ./examples/consumer -embedded -metrics 127.0.0.1:9100   # also serve /metrics while running
 //
 // With OTEL_EXPORTER_OTLP_ENDPOINT set it exports a span per handled
 // record over OTLP. It prints the consumer's lag per partition (kafkahub_consumer_lag) at
@@ -45,14 +46,15 @@ func main() {
 	workers := flag.Int("workers", 4, "handler workers")
 	topic := flag.String("topic", kafkatest.UniqueName("example-readings"), "topic (created if missing)")
 	metricsAddr := flag.String("metrics", "", "serve Prometheus metrics on this address at /metrics while running")
+	embedded := flag.Bool("embedded", false, "start an in-process Kafka-protocol broker (a demo: nothing is kept) instead of the cluster in KAFKA_BROKERS")
 	flag.Parse()
-	if err := run(*n, *workers, *topic, *metricsAddr); err != nil {
+	if err := run(*n, *workers, *topic, *metricsAddr, *embedded); err != nil {
 		fmt.Fprintln(os.Stderr, "consumer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, workers int, topic, metricsAddr string) error {
+func run(n, workers int, topic, metricsAddr string, embedded bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -81,12 +83,15 @@ func run(n, workers int, topic, metricsAddr string) error {
 		fmt.Printf("metrics on http://%s/metrics\n", metricsAddr)
 	}
 
-	cluster, err := kafkatest.StartCluster(kafkatest.SeedTopics(4, topic))
+	cluster, env, err := kafkatest.ClusterFromEnv(embedded, kafkatest.SeedTopics(4, topic))
+	if errors.Is(err, kafkatest.ErrNoKafka) {
+		return fmt.Errorf("%w: pass -embedded for an in-process broker", err)
+	}
 	if err != nil {
 		return err
 	}
 	defer cluster.Close()
-	if err := fill(ctx, cluster.Addrs(), topic, n, log); err != nil {
+	if err := fill(ctx, env, topic, n, log); err != nil {
 		return err
 	}
 
@@ -100,13 +105,15 @@ func run(n, workers int, topic, metricsAddr string) error {
 		}
 	}}
 	group, err := kafka.NewConsumerGroup(ctx, &kafka.ConsumerGroupConfig{
-		BrokerAddrs: cluster.Addrs(),
-		Topics:      []string{topic},
-		GroupName:   "example-consumer",
-		NumWorkers:  workers,
-		Telemetry:   tel,
-		Hooks:       []kafka.ConsumerHooks{marked},
-		Logger:      log,
+		BrokerAddrs:    env.BrokerAddrs,
+		KafkaVersion:   env.KafkaVersion,
+		SecurityConfig: env.Security,
+		Topics:         []string{topic},
+		GroupName:      "example-consumer",
+		NumWorkers:     workers,
+		Telemetry:      tel,
+		Hooks:          []kafka.ConsumerHooks{marked},
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -176,8 +183,10 @@ func printLag(g prometheus.Gatherer) error {
 }
 
 // fill produces n records so the example has something to consume.
-func fill(ctx context.Context, addrs []string, topic string, n int, log *slog.Logger) error {
-	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{BrokerAddrs: addrs, Topic: topic, Logger: log})
+func fill(ctx context.Context, env kafka.EnvConfig, topic string, n int, log *slog.Logger) error {
+	p, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
+		BrokerAddrs: env.BrokerAddrs, KafkaVersion: env.KafkaVersion, SecurityConfig: env.Security, Topic: topic, Logger: log,
+	})
 	if err != nil {
 		return err
 	}

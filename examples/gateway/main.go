@@ -2,12 +2,12 @@
 // TLS) port 7400, /healthz and /metrics on HTTP port 8080.
 //
 // Every setting is a flag with an environment variable of the same meaning;
-// the flag wins. Kafka is reached through KAFKA_ADDR and the other
+// the flag wins. Kafka is reached through KAFKA_BROKERS and the other
 // variables of kafka.ConfigFromEnv (KAFKA_SEC_PROTO, KAFKA_SASL_USER, ...),
-// or -brokers. With neither, an embedded Kafka-protocol broker is started
-// in the process (or the cluster in KAFKA_BROKERS is used), so that
+// or -brokers. With neither it refuses to start, unless -embedded asks for
+// a Kafka-protocol broker in the process (a demo: nothing is kept), so that
 //
-//	TCPHUB_HMAC_SECRET=0123456789abcdef0123456789abcdef go run ./examples/gateway
+//	TCPHUB_HMAC_SECRET=0123456789abcdef0123456789abcdef go run ./examples/gateway -embedded -insecure-plaintext-tokens
 //
 // runs with nothing installed; examples/device talks to it.
 //
@@ -19,7 +19,8 @@
 // Devices authenticate with HMAC tokens (TCPHUB_HMAC_SECRET or
 // -hmac-secret-file; mint them with tcphub.NewToken or examples/token),
 // or with client certificates when -tls-client-ca is set and no
-// secret is.
+// secret is. Tokens are bearer credentials, so HMAC authentication needs
+// TLS (-tls-cert, -tls-key) unless -insecure-plaintext-tokens is given.
 package main
 
 import (
@@ -98,6 +99,11 @@ type options struct {
 	tlsCert, tlsKey, tlsClientCA     string
 	hmacSecretFile                   string
 	insecureAllowAll                 bool
+	insecurePlaintextTokens          bool
+	hmacKeyID, hmacPreviousFile      string
+	hmacPreviousUntil                string
+	maxTokenLifetime                 time.Duration
+	embedded                         bool
 	heartbeat, handshake, goodbye    time.Duration
 	maxConns, maxInFlight, queueSize int
 	rateLimit                        float64
@@ -108,7 +114,8 @@ func main() {
 	var o options
 	flag.StringVar(&o.listen, "listen", env("TCPHUB_LISTEN", ":7400"), "device listen address (TCPHUB_LISTEN)")
 	flag.StringVar(&o.httpAddr, "http", env("TCPHUB_HTTP", ":8080"), "HTTP address for /healthz and /metrics (TCPHUB_HTTP)")
-	flag.StringVar(&o.brokers, "brokers", "", "Kafka brokers, comma-separated (default: KAFKA_ADDR, else an embedded broker)")
+	flag.StringVar(&o.brokers, "brokers", "", "Kafka brokers, comma-separated (default: KAFKA_BROKERS)")
+	flag.BoolVar(&o.embedded, "embedded", false, "with no brokers configured, start an in-process Kafka-protocol broker (a demo: nothing is kept)")
 	flag.StringVar(&o.requestTopic, "request-topic", env("TCPHUB_REQUEST_TOPIC", "tcphub.requests"), "topic receiving device requests (TCPHUB_REQUEST_TOPIC)")
 	flag.IntVar(&o.createPartitions, "create-request-topic", envInt("TCPHUB_CREATE_REQUEST_TOPIC", 0), "create the request topic with this many partitions if missing; 0: do not (TCPHUB_CREATE_REQUEST_TOPIC)")
 	flag.StringVar(&o.presenceTopic, "presence-topic", env("TCPHUB_PRESENCE_TOPIC", tcphub.DefaultPresenceTopic), "compacted presence topic (TCPHUB_PRESENCE_TOPIC)")
@@ -120,6 +127,11 @@ func main() {
 	flag.StringVar(&o.tlsClientCA, "tls-client-ca", env("TCPHUB_TLS_CLIENT_CA", ""), "CA file for device certificates: requires mutual TLS (TCPHUB_TLS_CLIENT_CA)")
 	flag.StringVar(&o.hmacSecretFile, "hmac-secret-file", env("TCPHUB_HMAC_SECRET_FILE", ""), "file holding the HMAC token secret (or set TCPHUB_HMAC_SECRET)")
 	flag.BoolVar(&o.insecureAllowAll, "insecure-allow-all", false, "accept every device without credentials (tests only)")
+	flag.StringVar(&o.hmacKeyID, "hmac-key-id", env("TCPHUB_HMAC_KEY_ID", ""), "key id of the HMAC secret, named by v2 tokens; default 0 (TCPHUB_HMAC_KEY_ID)")
+	flag.StringVar(&o.hmacPreviousFile, "hmac-previous-secret-file", env("TCPHUB_HMAC_PREVIOUS_SECRET_FILE", ""), "during a rotation: file holding the previous secret as <key id>:<secret> (TCPHUB_HMAC_PREVIOUS_SECRET_FILE)")
+	flag.StringVar(&o.hmacPreviousUntil, "hmac-previous-until", env("TCPHUB_HMAC_PREVIOUS_UNTIL", ""), "end of the rotation window, RFC 3339; empty: no end (TCPHUB_HMAC_PREVIOUS_UNTIL)")
+	flag.DurationVar(&o.maxTokenLifetime, "max-token-lifetime", envDuration("TCPHUB_MAX_TOKEN_LIFETIME", 0), "refuse tokens expiring further away than this; 0: no maximum (TCPHUB_MAX_TOKEN_LIFETIME)")
+	flag.BoolVar(&o.insecurePlaintextTokens, "insecure-plaintext-tokens", false, "allow HMAC tokens over plain TCP, where anyone on the path can replay them (tests only)")
 	flag.DurationVar(&o.heartbeat, "heartbeat", envDuration("TCPHUB_HEARTBEAT", tcphub.DefaultHeartbeat), "heartbeat interval announced to devices (TCPHUB_HEARTBEAT)")
 	flag.DurationVar(&o.handshake, "handshake-timeout", envDuration("TCPHUB_HANDSHAKE_TIMEOUT", tcphub.DefaultHandshakeTimeout), "handshake deadline (TCPHUB_HANDSHAKE_TIMEOUT)")
 	flag.DurationVar(&o.goodbye, "goodbye-delay", envDuration("TCPHUB_GOODBYE_DELAY", tcphub.DefaultGoodbyeDelay), "reconnect delay suggested on shutdown (TCPHUB_GOODBYE_DELAY)")
@@ -153,6 +165,9 @@ func run(o options) error {
 		brokers = strings.Split(o.brokers, ",")
 	}
 	if len(brokers) == 0 {
+		if !o.embedded {
+			return errors.New("no Kafka configured: set KAFKA_BROKERS (see kafka.ConfigFromEnv) or -brokers, or pass -embedded for an in-process broker (a demo: nothing is kept)")
+		}
 		cluster, err := kafkatest.StartCluster(kafkatest.Brokers(1))
 		if err != nil {
 			return err
@@ -162,7 +177,7 @@ func run(o options) error {
 		if o.createPartitions == 0 {
 			o.createPartitions = 3
 		}
-		log.Warn("no Kafka configured (KAFKA_ADDR or -brokers): using an in-process broker", "brokers", brokers, "external", cluster.External())
+		log.Warn("-embedded: using an in-process broker; nothing is kept", "brokers", brokers)
 	}
 	if o.createPartitions > 0 {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -211,6 +226,9 @@ func run(o options) error {
 	}
 	if cfg.Authenticator, err = authenticator(o); err != nil {
 		return err
+	}
+	if _, hmac := cfg.Authenticator.(*tcphub.HMACAuthenticator); hmac && cfg.TLSConfig == nil && !o.insecurePlaintextTokens {
+		return errors.New("HMAC tokens are bearer credentials: serve them over TLS (-tls-cert and -tls-key), or pass -insecure-plaintext-tokens for a test setup")
 	}
 	gw, err := tcphub.NewServer(cfg)
 	if err != nil {
@@ -286,11 +304,44 @@ func authenticator(o options) (tcphub.Authenticator, error) {
 	}
 	switch {
 	case len(secret) > 0:
-		return tcphub.NewHMACAuthenticator(secret)
+		opts, err := hmacOptions(o)
+		if err != nil {
+			return nil, err
+		}
+		return tcphub.NewHMACAuthenticator(secret, opts...)
 	case o.tlsClientCA != "":
 		return tcphub.ClientCertAuthenticator(), nil
 	case o.insecureAllowAll:
 		return tcphub.AllowAll(), nil
 	}
 	return nil, errors.New("no device authentication: set TCPHUB_HMAC_SECRET (or -hmac-secret-file), -tls-client-ca, or -insecure-allow-all for tests")
+}
+
+// hmacOptions turns the rotation and lifetime flags into HMAC options.
+func hmacOptions(o options) ([]tcphub.HMACOption, error) {
+	var opts []tcphub.HMACOption
+	if o.hmacKeyID != "" {
+		opts = append(opts, tcphub.WithKeyID(o.hmacKeyID))
+	}
+	if o.hmacPreviousFile != "" {
+		b, err := os.ReadFile(o.hmacPreviousFile)
+		if err != nil {
+			return nil, err
+		}
+		id, prev, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok {
+			return nil, fmt.Errorf("%s: want <key id>:<secret>", o.hmacPreviousFile)
+		}
+		var until time.Time
+		if o.hmacPreviousUntil != "" {
+			if until, err = time.Parse(time.RFC3339, o.hmacPreviousUntil); err != nil {
+				return nil, fmt.Errorf("-hmac-previous-until: %w", err)
+			}
+		}
+		opts = append(opts, tcphub.WithPreviousKey(id, []byte(prev), until))
+	}
+	if o.maxTokenLifetime > 0 {
+		opts = append(opts, tcphub.WithMaxTokenLifetime(o.maxTokenLifetime))
+	}
+	return opts, nil
 }

@@ -1,15 +1,17 @@
 // Command producer produces N JSON records and prints each delivery result.
 //
-// With KAFKA_BROKERS unset it starts an embedded Kafka-protocol broker in
-// the process, so it runs with nothing installed:
+// It uses the cluster that kafka.ConfigFromEnv names (KAFKA_BROKERS and the
+// security variables), and refuses to start without one unless -embedded
+// asks for an in-process Kafka-protocol broker, so it runs with nothing
+// installed:
 //
-//	go run ./examples/producer -n 10
-//
-// Point it at a real cluster with KAFKA_BROKERS=host1:9092,host2:9092.
+//	go run ./examples/producer -embedded -n 10
+//	KAFKA_BROKERS=host1:9092,host2:9092 go run ./examples/producer -n 10
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -31,19 +33,23 @@ type reading struct {
 func main() {
 	n := flag.Int("n", 10, "number of records to produce")
 	topic := flag.String("topic", "kafkahub-example-readings", "topic to produce to (created if missing)")
+	embedded := flag.Bool("embedded", false, "start an in-process Kafka-protocol broker (a demo: nothing is kept) instead of the cluster in KAFKA_BROKERS")
 	flag.Parse()
-	if err := run(*n, *topic); err != nil {
+	if err := run(*n, *topic, *embedded); err != nil {
 		fmt.Fprintln(os.Stderr, "producer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, topic string) error {
+func run(n int, topic string, embedded bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	cluster, err := kafkatest.StartCluster(kafkatest.SeedTopics(3, topic))
+	cluster, env, err := kafkatest.ClusterFromEnv(embedded, kafkatest.SeedTopics(3, topic))
+	if errors.Is(err, kafkatest.ErrNoKafka) {
+		return fmt.Errorf("%w: pass -embedded for an in-process broker", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -55,9 +61,11 @@ func run(n int, topic string) error {
 	fmt.Printf("brokers %v (%s), topic %s\n", cluster.Addrs(), where, topic)
 
 	producer, err := kafka.NewProducer(ctx, &kafka.ProducerConfig{
-		BrokerAddrs: cluster.Addrs(),
-		Topic:       topic,
-		Logger:      log,
+		BrokerAddrs:    env.BrokerAddrs,
+		KafkaVersion:   env.KafkaVersion,
+		SecurityConfig: env.Security,
+		Topic:          topic,
+		Logger:         log,
 	})
 	if err != nil {
 		return err

@@ -187,7 +187,8 @@ func runDevice(ctx context.Context, addr, id string, secret []byte, trips int, p
 	if err != nil {
 		return err
 	}
-	c, err := device.Dial(ctx, addr, device.Options{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log})
+	c, err := device.Dial(ctx, addr, device.Options{DeviceID: id, Token: token, ClientName: "quickstart/1", Logger: log,
+		TraceParent: traceParent})
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
@@ -235,4 +236,12 @@ func closeProducer(p *kafka.Producer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	_ = p.Close(ctx)
+}
+
+// traceParent gives the device client the W3C traceparent of the span in
+// ctx: the device package links no tracing library, the application does.
+func traceParent(ctx context.Context) string {
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"]
 }

@@ -137,30 +137,43 @@ func startTraffic(t *testing.T, ctx context.Context, addrs []string, topic, grou
 	}))
 	tr.g.Start()
 
-	// A steady stream of Sends, each with its own deadline, recording what
-	// Kafka acknowledged. The goroutine stops when stop is closed and
-	// closes sent; it never touches t.
+	// A steady stream of Sends to each of the topic's three partitions,
+	// one goroutine per partition so that a partition whose leader is
+	// unreachable does not hold up the others; each Send has its own
+	// deadline, and what Kafka acknowledged is recorded. The goroutines
+	// stop when stop is closed, the last one closing sent; they never
+	// touch t.
+	var senders sync.WaitGroup
+	var total atomic.Int64
+	for part := range int32(3) {
+		senders.Add(1)
+		go func() {
+			defer senders.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				v := fmt.Sprintf("m%d-%d", part, i)
+				total.Add(1)
+				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				err := tr.p.Send(sctx, &kafka.ProducerMessage{Partition: &part, Key: fmt.Appendf(nil, "k%d", i%10), Value: []byte(v)})
+				cancel()
+				if err == nil {
+					tr.acked.Store(v, true)
+					tr.nAcked.Add(1)
+				} else {
+					tr.nFailed.Add(1)
+				}
+				time.Sleep(6 * time.Millisecond) // a steady rate, not a flood
+			}
+		}()
+	}
 	go func() {
-		defer close(tr.sent)
-		for i := 0; ; i++ {
-			select {
-			case <-tr.stop:
-				tr.total = i
-				return
-			default:
-			}
-			v := fmt.Sprintf("m%d", i)
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err := tr.p.Send(sctx, &kafka.ProducerMessage{Key: fmt.Appendf(nil, "k%d", i%10), Value: []byte(v)})
-			cancel()
-			if err == nil {
-				tr.acked.Store(v, true)
-				tr.nAcked.Add(1)
-			} else {
-				tr.nFailed.Add(1)
-			}
-			time.Sleep(2 * time.Millisecond) // a steady rate, not a flood
-		}
+		senders.Wait()
+		tr.total = int(total.Load())
+		close(tr.sent)
 	}()
 	return tr
 }
@@ -307,6 +320,12 @@ func TestBrokerBlackhole(t *testing.T) {
 
 	victim := c.leaderOf(t, topic, 0)
 	proxy := ps.list[victim-1]
+	elsewhere := 0 // partitions led by another broker
+	for part := range int32(3) {
+		if c.leaderOf(t, topic, part) != victim {
+			elsewhere++
+		}
+	}
 	before := tr.nAcked.Load()
 	for _, stream := range []string{"upstream", "downstream"} {
 		_, err := proxy.Toxics.AddToxicJson(strings.NewReader(
@@ -325,13 +344,16 @@ func TestBrokerBlackhole(t *testing.T) {
 	gOK := waitHealth(t, tr.g.Checker, kafka.HealthOK, 90*time.Second)
 
 	r := tr.finish(t, ctx, c, topic)
-	figures(t, "broker-blackhole", "blackholed_node", victim, "blackhole_seconds", 30, "sent", r.sent,
+	figures(t, "broker-blackhole", "blackholed_node", victim, "partitions_led_elsewhere", elsewhere, "blackhole_seconds", 30, "sent", r.sent,
 		"acknowledged", r.acked, "acked_during_blackhole", during, "failed", r.failed, "lost", r.lost,
 		"producer_duplicates", r.producerDups, "consumer_redeliveries", r.redeliveries,
 		"progress_after_restore", recovered.Round(time.Millisecond), "ok_after_restore", ok.Round(time.Millisecond),
 		"consumer_ok_after_restore", gOK.Round(time.Millisecond))
 	assert.Zero(t, r.lost, "acknowledged records never consumed")
 	assert.Zero(t, r.producerDups, "records written twice")
+	if elsewhere > 0 {
+		assert.Positive(t, during, "partitions led by the other brokers kept taking records during the blackhole")
+	}
 }
 
 // TestClusterDownAtStart: producer and consumer built while no broker runs

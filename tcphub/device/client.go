@@ -82,6 +82,14 @@ type Options struct {
 	OnSession func(sid string)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// TraceParent, when set, returns the W3C traceparent of the trace a
+	// request belongs to (from the request's context), sent in the frame's
+	// tp field so the gateway continues the device's trace; "" sends none.
+	// The package links no tracing library: with OpenTelemetry, inject
+	// the context with propagation.TraceContext into a map carrier and
+	// return its "traceparent" (examples/quickstart does). It runs on the
+	// goroutine that calls Request and must not block. Default nil.
+	TraceParent func(ctx context.Context) string
 }
 
 // Response is a worker's answer to a request.
@@ -300,10 +308,11 @@ func (c *Client) Do(ctx context.Context, payload []byte, opts ...RequestOption) 
 // Temporary); resend with WithRequestID(call id) to keep the id. If the
 // connection ends before the ack, the request is resent on the next
 // connection with the same id, until ctx ends. Requests beyond the
-// session's max_inflight wait for a slot. When ctx carries an OpenTelemetry
-// span, its trace context goes in the request's tp field and a tracing
-// gateway continues that trace (the response's TraceParent names the
-// gateway's delivery span).
+// session's max_inflight wait for a slot, and requests beyond the rate
+// limit the welcome announced (rate_per_min, burst) wait for their turn.
+// With Options.TraceParent set, what it returns for ctx goes in the
+// request's tp field and a tracing gateway continues that trace (the
+// response's TraceParent names the gateway's delivery span).
 func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOption) (*Call, error) {
 	call := &Call{c: c, payload: payload, answer: make(chan wire.Frame, 1), resp: make(chan Response, 1)}
 	for _, o := range opts {
@@ -312,7 +321,7 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 	if call.ID == "" {
 		call.ID = wire.RandomID("r-")
 	}
-	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: traceParent(ctx)}
+	f := wire.Frame{Type: wire.TypeRequest, ID: call.ID, Route: call.route, TraceParent: c.traceParent(ctx)}
 	f.SetPayload(call.ct, payload)
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -335,6 +344,11 @@ func (c *Client) Request(ctx context.Context, payload []byte, opts ...RequestOpt
 		if err != nil {
 			c.forget(call.ID)
 			return nil, err
+		}
+		if !sess.pace.wait(ctx, sess.done, c.closed) {
+			if ctx.Err() == nil && !isClosed(c.closed) {
+				continue // the session ended: pace on the next one
+			}
 		}
 		select {
 		case sess.sem <- struct{}{}:
@@ -460,6 +474,16 @@ func (c *Client) setSession(s *session) {
 	c.mu.Unlock()
 	if s != nil && c.opts.OnSession != nil {
 		c.opts.OnSession(s.sid)
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -126,3 +126,45 @@ func TestDialRefusedIsServerError(t *testing.T) {
 	_, err = device.Dial(ctx, addr, device.Options{DeviceID: "bad id"})
 	require.ErrorIs(t, err, wire.ErrInvalidFrame)
 }
+
+// TestClientPacesByTheWelcomesRate: with rate_per_min 600 (one request
+// every 100 ms) and burst 2, five requests reach the gateway no faster than
+// the bucket allows: the fifth at least 300 ms after the welcome was sent
+// (the client's bucket starts full when the welcome arrives, later).
+func TestClientPacesByTheWelcomesRate(t *testing.T) {
+	welcomed := make(chan time.Time, 1)
+	arrivals := make(chan time.Time, 5)
+	addr := fakeGateway(t, func(r *wire.Reader, w *wire.Writer) {
+		if _, err := r.ReadFrame(); err != nil {
+			return
+		}
+		welcomed <- time.Now()
+		_ = w.WriteFrame(wire.Frame{Type: wire.TypeWelcome, Session: "c-1", HeartbeatMS: 30000, MaxFrame: 1024, MaxInFlight: 8, RatePerMin: 600, Burst: 2})
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			if f.Type == wire.TypeRequest {
+				arrivals <- time.Now()
+				_ = w.WriteFrame(wire.Frame{Type: wire.TypeAck, ID: f.ID})
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := device.Dial(ctx, addr, device.Options{DeviceID: "d-1", NoReconnect: true})
+	require.NoError(t, err)
+	defer c.Close()
+	for range 5 {
+		_, err := c.Request(ctx, []byte(`{}`))
+		require.NoError(t, err)
+	}
+	start := <-welcomed
+	var last time.Time
+	for range 5 {
+		last = <-arrivals
+	}
+	// Two requests from the burst, then three tokens of 100 ms each.
+	assert.GreaterOrEqual(t, last.Sub(start), 300*time.Millisecond)
+}

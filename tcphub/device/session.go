@@ -19,6 +19,7 @@ type session struct {
 	hb        time.Duration
 	maxFrame  int
 	sem       chan struct{} // in-flight slots: max_inflight
+	pace      *pacer        // the welcome's rate limit
 	welcomed  time.Time
 	wmu       sync.Mutex
 	done      chan struct{} // closed when the reader exits
@@ -80,6 +81,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	s.hb = time.Duration(f.HeartbeatMS) * time.Millisecond
 	s.maxFrame = f.MaxFrame
 	s.sem = make(chan struct{}, f.MaxInFlight)
+	s.pace = newPacer(f.RatePerMin, f.Burst)
 	s.welcomed = time.Now()
 	now := time.Now().UnixNano()
 	s.lastSent.Store(now)

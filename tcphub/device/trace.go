@@ -1,19 +1,18 @@
 package device
 
-import (
-	"context"
+import "context"
 
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
-)
-
-// traceParent is the W3C traceparent of the span in ctx, for a request's
-// tp field, so the gateway continues the device's trace; "" without one.
-func traceParent(ctx context.Context) string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+// traceParent is the request's tp: what Options.TraceParent returns, or ""
+// without it. A panic in it drops the trace, not the request.
+func (c *Client) traceParent(ctx context.Context) (tp string) {
+	if c.opts.TraceParent == nil {
 		return ""
 	}
-	c := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(ctx, c)
-	return c["traceparent"]
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("TraceParent panicked; request sent without tp", "panic", r)
+			tp = ""
+		}
+	}()
+	return c.opts.TraceParent(ctx)
 }

@@ -49,6 +49,11 @@ const (
 	// CodeNotFound: the request's route (to) is not known to the server.
 	// The connection stays open.
 	CodeNotFound Code = "not_found"
+	// CodeRecordTooLarge: the request fit the frame limit but its Kafka
+	// record (payload and headers) is larger than Kafka accepts; it was
+	// not written. Resending it unchanged fails the same way. The
+	// connection stays open.
+	CodeRecordTooLarge Code = "record_too_large"
 )
 
 // Fatal reports whether the server closes the connection after sending an
@@ -56,7 +61,7 @@ const (
 // that a caller acting on the answer errs towards reconnecting.
 func (c Code) Fatal() bool {
 	switch c {
-	case CodeRateLimited, CodeTooManyInFlight, CodeUnavailable, CodeInternal, CodeNotFound:
+	case CodeRateLimited, CodeTooManyInFlight, CodeUnavailable, CodeInternal, CodeNotFound, CodeRecordTooLarge:
 		return false
 	}
 	return true

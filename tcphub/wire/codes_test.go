@@ -10,7 +10,7 @@ import (
 )
 
 func TestCodeFatal(t *testing.T) {
-	open := []Code{CodeRateLimited, CodeTooManyInFlight, CodeUnavailable, CodeInternal, CodeNotFound}
+	open := []Code{CodeRateLimited, CodeTooManyInFlight, CodeUnavailable, CodeInternal, CodeNotFound, CodeRecordTooLarge}
 	closed := []Code{CodeBadFrame, CodeBadVersion, CodeUnauthenticated, CodeTooLarge, CodeSlowConsumer, CodeHandshakeTimeout, CodeDuplicate}
 	require.Len(t, append(open, closed...), len(codes), "every code is classified")
 	for _, c := range open {

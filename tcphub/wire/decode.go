@@ -363,6 +363,7 @@ var (
 		string(CodeBadFrame), string(CodeBadVersion), string(CodeUnauthenticated), string(CodeTooLarge),
 		string(CodeRateLimited), string(CodeTooManyInFlight), string(CodeUnavailable), string(CodeInternal),
 		string(CodeSlowConsumer), string(CodeHandshakeTimeout), string(CodeDuplicate), string(CodeNotFound),
+		string(CodeRecordTooLarge),
 	}
 	contentTypes = [...]string{"application/json", "application/octet-stream", "text/plain"}
 )

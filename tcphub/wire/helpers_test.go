@@ -41,6 +41,7 @@ func validFrames() []namedFrame {
 		{"pong_echo", Frame{Version: 1, Type: TypePong, ID: "hb-5"}},
 		{"error_request_level", Frame{Version: 1, Type: TypeError, ID: "r-23", Code: CodeRateLimited, Message: "over 10 requests/s", AfterMS: 1500}},
 		{"error_unavailable", Frame{Version: 1, Type: TypeError, ID: "r-24", Code: CodeUnavailable, Message: "kafka write failed; retry"}},
+		{"error_record_too_large", Frame{Version: 1, Type: TypeError, ID: "r-25", Code: CodeRecordTooLarge, Message: "record of 1000321 bytes > 1000000"}},
 		{"error_connection_level", Frame{Version: 1, Type: TypeError, Code: CodeUnauthenticated, Message: "bad token"}},
 		{"goodbye", Frame{Version: 1, Type: TypeGoodbye, Message: "draining", AfterMS: 5000}},
 		{"escapes", Frame{Version: 1, Type: TypeHello, Device: "dev\"q\\", Client: "Café \"Bär\" / 温度 \u2028 end", Token: "a b"}},
