@@ -163,8 +163,8 @@ func runGatewayChild(o options) int {
 			fmt.Printf("MEM %s\n", b)
 		case "rusage":
 			// CPU seconds, and the heap's allocations (count and bytes) so
-			// far: a per-round-trip figure that, unlike CPU, hardly moves
-			// with the machine's load.
+			// far: allocations count work, not time, so a loaded machine's
+			// slowdowns do not inflate them (batching still changes them).
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			fmt.Printf("RUSAGE %.6f %d %d\n", cpuSeconds(), ms.Mallocs, ms.TotalAlloc)
