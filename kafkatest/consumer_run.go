@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,6 +92,7 @@ func (c *Consumer) beginSession(period context.Context) {
 		tps[i] = p.id.tp()
 	}
 	c.mu.Unlock()
+	slices.SortFunc(tps, tpKey.Compare) // as the real engines report them
 	// Not under c.mu: the callback may call the consumer.
 	c.assign.Assigned(period, tps)
 	ctx, cancel := context.WithCancel(period)
