@@ -2,10 +2,9 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"sync"
-	"sync/atomic"
+
+	"github.com/kafkahub/kafkahub/internal/rebalance"
 )
 
 // TopicPartition names one partition of a topic.
@@ -20,146 +19,51 @@ type TopicPartition struct {
 type RebalanceCallback func(ctx context.Context, partitions []TopicPartition)
 
 // assignment tracks what the engine has assigned, runs the rebalance
-// callbacks one at a time, and holds the pause gates of the claim loops.
+// callbacks one at a time, and holds the pause gates of the claim loops:
+// rebalance.Tracker, shared with kafkatest's fake consumer, under the names
+// the engines call.
 type assignment struct {
-	onAssigned, onRevoked RebalanceCallback
-	log                   interface {
-		Error(msg string, args ...any)
-	}
-
-	// cbMu serialises the callbacks, whichever engine goroutine reports.
-	cbMu sync.Mutex
-
-	mu      sync.Mutex
-	current map[TopicPartition]struct{}
-	paused  map[TopicPartition]chan struct{} // closed on Resume
-	npaused atomic.Int32                     // len(paused), read on the hot path without mu
+	t *rebalance.Tracker[TopicPartition]
 }
 
+// tpKey orders TopicPartitions for rebalance.Tracker.
+var tpKey rebalance.Key[TopicPartition] = func(tp TopicPartition) (string, int32) { return tp.Topic, tp.Partition }
+
 func newAssignment(onAssigned, onRevoked RebalanceCallback, log interface{ Error(string, ...any) }) *assignment {
-	return &assignment{onAssigned: onAssigned, onRevoked: onRevoked, log: log,
-		current: map[TopicPartition]struct{}{}, paused: map[TopicPartition]chan struct{}{}}
+	return &assignment{t: rebalance.New(tpKey, rebalance.Callback[TopicPartition](onAssigned),
+		rebalance.Callback[TopicPartition](onRevoked), log.Error)}
 }
 
 // assigned records tps and calls OnAssigned. Engines call it before any
 // claim loop of tps starts.
-func (a *assignment) assigned(ctx context.Context, tps []TopicPartition) {
-	a.mu.Lock()
-	for _, tp := range tps {
-		a.current[tp] = struct{}{}
-	}
-	a.mu.Unlock()
-	a.call(ctx, "OnAssigned", a.onAssigned, tps)
-}
+func (a *assignment) assigned(ctx context.Context, tps []TopicPartition) { a.t.Assigned(ctx, tps) }
 
 // revoked forgets tps and calls OnRevoked. Engines call it after the claim
 // loops of tps have returned and their marks are committed, before the
 // partitions are released to their next owner.
-func (a *assignment) revoked(ctx context.Context, tps []TopicPartition) {
-	a.mu.Lock()
-	for _, tp := range tps {
-		delete(a.current, tp)
-	}
-	a.mu.Unlock()
-	a.call(ctx, "OnRevoked", a.onRevoked, tps)
-}
-
-func (a *assignment) call(ctx context.Context, name string, cb RebalanceCallback, tps []TopicPartition) {
-	if cb == nil || len(tps) == 0 {
-		return
-	}
-	a.cbMu.Lock()
-	defer a.cbMu.Unlock()
-	defer func() {
-		if r := recover(); r != nil {
-			a.log.Error(name+" panicked; ignored", "panic", fmt.Sprint(r))
-		}
-	}()
-	cb(ctx, slices.Clone(tps))
-}
+func (a *assignment) revoked(ctx context.Context, tps []TopicPartition) { a.t.Revoked(ctx, tps) }
 
 // list returns the current assignment, sorted.
-func (a *assignment) list() []TopicPartition {
-	a.mu.Lock()
-	out := make([]TopicPartition, 0, len(a.current))
-	for tp := range a.current {
-		out = append(out, tp)
-	}
-	a.mu.Unlock()
-	slices.SortFunc(out, compareTP)
-	return out
-}
+func (a *assignment) list() []TopicPartition { return a.t.Assignment() }
 
-func compareTP(a, b TopicPartition) int {
-	if a.Topic != b.Topic {
-		if a.Topic < b.Topic {
-			return -1
-		}
-		return 1
-	}
-	return int(a.Partition - b.Partition)
-}
+func compareTP(a, b TopicPartition) int { return tpKey.Compare(a, b) }
 
 // pause closes the gate of each partition; it reports the ones newly paused.
-func (a *assignment) pause(tps []TopicPartition) []TopicPartition {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var added []TopicPartition
-	for _, tp := range tps {
-		if _, ok := a.paused[tp]; !ok {
-			a.paused[tp] = make(chan struct{})
-			added = append(added, tp)
-		}
-	}
-	a.npaused.Store(int32(len(a.paused)))
-	return added
-}
+func (a *assignment) pause(tps []TopicPartition) []TopicPartition { return a.t.Pause(tps) }
 
 // resume opens the gates; it reports the partitions that were paused.
-func (a *assignment) resume(tps []TopicPartition) []TopicPartition {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var removed []TopicPartition
-	for _, tp := range tps {
-		if ch, ok := a.paused[tp]; ok {
-			close(ch)
-			delete(a.paused, tp)
-			removed = append(removed, tp)
-		}
-	}
-	a.npaused.Store(int32(len(a.paused)))
-	return removed
-}
+func (a *assignment) resume(tps []TopicPartition) []TopicPartition { return a.t.Resume(tps) }
 
 // pausedList returns the paused partitions, sorted.
-func (a *assignment) pausedList() []TopicPartition {
-	a.mu.Lock()
-	out := make([]TopicPartition, 0, len(a.paused))
-	for tp := range a.paused {
-		out = append(out, tp)
-	}
-	a.mu.Unlock()
-	slices.SortFunc(out, compareTP)
-	return out
-}
+func (a *assignment) pausedList() []TopicPartition { return a.t.Paused() }
+
+// anyPaused reports whether some partition is paused, with one atomic load.
+func (a *assignment) anyPaused() bool { return a.t.AnyPaused() }
 
 // gate waits while the partition is paused. It reports false when ctx
 // ended first. Without any paused partition it costs one atomic load.
 func (a *assignment) gate(ctx context.Context, topic string, partition int32) bool {
-	for a.npaused.Load() > 0 {
-		a.mu.Lock()
-		ch, ok := a.paused[TopicPartition{topic, partition}]
-		a.mu.Unlock()
-		if !ok {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
+	return a.t.Gate(ctx, TopicPartition{topic, partition})
 }
 
 // Assignment returns the partitions currently assigned to this member,

@@ -131,7 +131,7 @@ func handleBurst[R any](g *ConsumerGroup, c claim[R], r R, h Handler) bool {
 		}
 		// A pause ends the burst, so a paused partition never holds a
 		// worker while it waits.
-		if i+1 >= burstMax || ctx.Err() != nil || g.assign.npaused.Load() > 0 {
+		if i+1 >= burstMax || ctx.Err() != nil || g.assign.anyPaused() {
 			return ctx.Err() == nil
 		}
 		select {

@@ -37,6 +37,10 @@ type IConsumerGroup interface {
 	DroppedErrors() uint64
 	Checker(ctx context.Context) Health
 	OnHealthChange(h Health)
+	Assignment() []TopicPartition
+	Pause(tps ...TopicPartition) error
+	Resume(tps ...TopicPartition) error
+	Paused() []TopicPartition
 	Close(ctx context.Context) error
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kafkahub/kafkahub/internal/handling"
+	"github.com/kafkahub/kafkahub/internal/rebalance"
 	"github.com/kafkahub/kafkahub/internal/statemachine"
 	"github.com/kafkahub/kafkahub/kafka"
 )
@@ -21,6 +22,10 @@ import (
 // in order, at most NumWorkers handlers at once, batches per partition, a
 // commit once the handler is done, retries under the same policy, then the
 // dead-letter topic or a skip, and a *kafka.HandlerError on Errors.
+//
+// Every partition queued is assigned to it while it consumes: OnAssigned
+// and OnRevoked are called as on the real consumer, Assignment lists the
+// partitions, and Pause and Resume hold and release them.
 //
 // What it cannot get from a broker the test supplies: messages with Queue,
 // and rebalances with SimulateRebalance. Committed, Released and
@@ -48,11 +53,16 @@ type Consumer struct {
 
 	workers chan int
 
+	// assign is the real consumer's assignment tracker: the callbacks, the
+	// current partitions and the pause gates.
+	assign *rebalance.Tracker[kafka.TopicPartition]
+
 	// mu guards the partitions, the session and the records. It is never
 	// held while calling a handler or blocking on a channel.
 	mu         sync.Mutex
 	parts      map[topicPartition]*partition
 	order      []*partition    // in order of first message, for stable sessions
+	period     context.Context // the consumption period's, for OnAssigned; nil unless consuming
 	session    context.Context // nil unless consuming
 	endSession context.CancelFunc
 	claims     *sync.WaitGroup
@@ -75,6 +85,10 @@ type topicPartition struct {
 	partition int32
 }
 
+func (id topicPartition) tp() kafka.TopicPartition {
+	return kafka.TopicPartition{Topic: id.topic, Partition: id.partition}
+}
+
 // partition is one partition's log as the fake broker holds it.
 type partition struct {
 	id       topicPartition
@@ -88,8 +102,8 @@ type partition struct {
 // NewConsumer returns a fake consumer group configured by cfg (nil means
 // the zero config). Of cfg only the handler settings matter: NumWorkers,
 // BatchSize, BatchWaitTime, HandlerRetries, HandlerRetryBackoff,
-// DeadLetterTopic, UpstreamBufferSize, ErrorsBufferSize, TraceHeader and
-// Logger (when nil the fake logs nothing, rather than cluttering test
+// DeadLetterTopic, UpstreamBufferSize, ErrorsBufferSize, TraceHeader,
+// OnAssigned, OnRevoked and Logger (when nil the fake logs nothing, rather than cluttering test
 // output as slog.Default would). BrokerAddrs, Topics and GroupName may be
 // left empty; whatever is queued is consumed. The settings are validated
 // as kafka.NewConsumerGroup would, and an invalid one is an error matching
@@ -131,6 +145,8 @@ func NewConsumer(cfg *kafka.ConsumerGroupConfig, deadLetters kafka.IProducer) (*
 		closer:      make(chan struct{}),
 		closed:      make(chan struct{}),
 	}
+	g.assign = rebalance.New(tpKey, rebalance.Callback[kafka.TopicPartition](c.OnAssigned),
+		rebalance.Callback[kafka.TopicPartition](c.OnRevoked), g.log.Error)
 	if c.DeadLetterTopic != "" {
 		g.dlt = deadLetters
 	}
@@ -181,7 +197,7 @@ func (c *Consumer) Queue(msgs ...*Message) {
 			c.parts[id] = p
 			c.order = append(c.order, p)
 			if c.session != nil {
-				c.startClaim(c.session, p)
+				c.startClaim(c.session, p, true)
 			}
 		}
 		last := int64(-1)
@@ -310,13 +326,14 @@ func (c *Consumer) releasedMsg(m *Message) {
 	c.releaseLog = append(c.releaseLog, m)
 }
 
-// SimulateRebalance does to the consumer what a rebalance in its group
-// does to a real one (kafkahub only offers eager strategies, so every
-// partition is revoked): the state goes from Consuming to Starting, every
-// handler's context is cancelled, and once they have returned the
-// messages they had not finished, and any not yet committed, are delivered
-// again from the partition's committed position, as to the partition's
-// next owner; the state is Consuming again.
+// SimulateRebalance does to the consumer what an eager rebalance in its
+// group does to a real one (every partition is revoked): the state goes
+// from Consuming to Starting, every handler's context is cancelled, and
+// once they have returned OnRevoked is called with every partition; then
+// OnAssigned with every partition, and the messages the handlers had not
+// finished, and any not yet committed, are delivered again from the
+// partition's committed position, as to the partition's next owner; the
+// state is Consuming again. Paused partitions stay paused.
 //
 // It returns once that is done, or an error wrapping ctx's if a handler
 // does not return in time (the rebalance then completes in the
@@ -472,6 +489,51 @@ func (c *Consumer) OnHealthChange(h kafka.Health) {
 	} else {
 		c.Stop()
 	}
+}
+
+// Assignment implements kafka.IConsumerGroup: while consuming, every
+// partition queued so far, sorted by topic and partition; empty otherwise.
+func (c *Consumer) Assignment() []kafka.TopicPartition { return c.assign.Assignment() }
+
+// Pause implements kafka.IConsumerGroup as the real consumer does: the
+// partitions' messages are not handled until Resume, while the other
+// partitions go on; a handler already running finishes. Pausing a
+// partition not queued yet holds it once it is, and pauses outlive
+// SimulateRebalance, Stop and Start. After Close it returns kafka.ErrClosed.
+func (c *Consumer) Pause(tps ...kafka.TopicPartition) error {
+	if c.isClosed() {
+		return kafka.ErrClosed
+	}
+	c.assign.Pause(tps)
+	return nil
+}
+
+// Resume implements kafka.IConsumerGroup: paused partitions are handled
+// again, from the message where they stopped. After Close it returns
+// kafka.ErrClosed.
+func (c *Consumer) Resume(tps ...kafka.TopicPartition) error {
+	if c.isClosed() {
+		return kafka.ErrClosed
+	}
+	c.assign.Resume(tps)
+	return nil
+}
+
+// Paused implements kafka.IConsumerGroup: the paused partitions, sorted.
+func (c *Consumer) Paused() []kafka.TopicPartition { return c.assign.Paused() }
+
+func (c *Consumer) isClosed() bool {
+	select {
+	case <-c.closer:
+		return true
+	default:
+		return false
+	}
+}
+
+// tpKey orders partitions for rebalance.Tracker, as the real consumer does.
+var tpKey rebalance.Key[kafka.TopicPartition] = func(tp kafka.TopicPartition) (string, int32) {
+	return tp.Topic, tp.Partition
 }
 
 // Close implements kafka.IConsumerGroup: it cancels the handlers' contexts,

@@ -2,6 +2,7 @@ package kafkatest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,10 +36,14 @@ func (c *Consumer) run() {
 // consume runs sessions from Start to Stop or Close, one per rebalance, and
 // reports whether the consumer is closing.
 func (c *Consumer) consume() (closing bool) {
+	// The period's context is the one the rebalance callbacks get: it ends
+	// when consumption does, as on the real consumer.
+	period, endPeriod := context.WithCancel(context.Background())
+	defer endPeriod()
 	c.states.Set(kafka.Starting)
 	var rebalanced chan struct{}
 	for {
-		c.beginSession()
+		c.beginSession(period)
 		if rebalanced != nil {
 			close(rebalanced)
 			rebalanced = nil
@@ -65,7 +70,7 @@ func (c *Consumer) consume() (closing bool) {
 		default:
 			c.states.Set(kafka.Stopping)
 		}
-		c.revokeAll()
+		c.revokeAll(period)
 		if rebalanced == nil {
 			break
 		}
@@ -76,35 +81,55 @@ func (c *Consumer) consume() (closing bool) {
 	return closing
 }
 
-// beginSession assigns every partition to this consumer: one claim
-// goroutine per partition, so each partition is handled in order.
-func (c *Consumer) beginSession() {
-	ctx, cancel := context.WithCancel(context.Background())
+// beginSession assigns every partition to this consumer, calling
+// OnAssigned before any claim starts: one claim goroutine per partition, so
+// each partition is handled in order.
+func (c *Consumer) beginSession(period context.Context) {
 	c.mu.Lock()
-	c.session, c.endSession, c.claims = ctx, cancel, &sync.WaitGroup{}
-	for _, p := range c.order {
-		c.startClaim(ctx, p)
+	n := len(c.order)
+	tps := make([]kafka.TopicPartition, n)
+	for i, p := range c.order {
+		tps[i] = p.id.tp()
+	}
+	c.mu.Unlock()
+	slices.SortFunc(tps, tpKey.Compare) // as the real engines report them
+	// Not under c.mu: the callback may call the consumer.
+	c.assign.Assigned(period, tps)
+	ctx, cancel := context.WithCancel(period)
+	c.mu.Lock()
+	c.period, c.session, c.endSession, c.claims = period, ctx, cancel, &sync.WaitGroup{}
+	for i, p := range c.order {
+		// Partitions queued during OnAssigned were not in it: their
+		// claims announce them.
+		c.startClaim(ctx, p, i >= n)
 	}
 	c.mu.Unlock()
 	c.states.Transition(kafka.Starting, kafka.Consuming)
 }
 
 // startClaim runs a partition's claim for the session; c.mu must be held.
-func (c *Consumer) startClaim(ctx context.Context, p *partition) {
+// A partition new to the session is first announced to OnAssigned, on the
+// claim's goroutine since the caller holds c.mu.
+func (c *Consumer) startClaim(ctx context.Context, p *partition, announce bool) {
 	c.claims.Add(1)
+	period := c.period
 	go func() {
 		defer c.claims.Done()
+		if announce {
+			c.assign.Assigned(period, []kafka.TopicPartition{p.id.tp()})
+		}
 		c.claim(ctx, p)
 	}()
 }
 
 // revokeAll ends the session: handlers see their context cancelled, and
 // once every claim has returned each partition is rewound to its committed
-// position, so what was not committed is delivered again.
-func (c *Consumer) revokeAll() {
+// position, so what was not committed is delivered again, and OnRevoked is
+// called with every partition.
+func (c *Consumer) revokeAll(period context.Context) {
 	c.mu.Lock()
 	cancel, claims := c.endSession, c.claims
-	c.session, c.endSession = nil, nil
+	c.period, c.session, c.endSession = nil, nil, nil
 	c.mu.Unlock()
 	cancel()
 	claims.Wait()
@@ -114,6 +139,7 @@ func (c *Consumer) revokeAll() {
 	}
 	c.progressed()
 	c.mu.Unlock()
+	c.assign.Revoked(period, c.assign.Assignment())
 }
 
 // finish closes what Close promises to close, once no claim is left.
@@ -134,8 +160,8 @@ func (c *Consumer) claim(ctx context.Context, p *partition) {
 	}
 	for {
 		m, ok := c.take(ctx, p)
-		if !ok {
-			return
+		if !ok || !c.assign.Gate(ctx, p.id.tp()) {
+			return // what was taken is rewound when the session ends
 		}
 		mctx, released := c.deliver(ctx, m)
 		if h := c.handler.Load(); h != nil {
@@ -264,6 +290,9 @@ func (c *Consumer) consumeBatches(ctx context.Context, p *partition, bh kafka.Ba
 		// Messages already queued join the batch before its timer is
 		// considered, as records already fetched would.
 		if m := c.tryTake(p); m != nil {
+			if !c.assign.Gate(ctx, p.id.tp()) {
+				return
+			}
 			c.deliver(ctx, m)
 			batch = append(batch, m)
 			if len(batch) == 1 {

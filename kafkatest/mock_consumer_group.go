@@ -4,18 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kafkahub/kafkahub/internal/rebalance"
 	"github.com/kafkahub/kafkahub/internal/statemachine"
 	"github.com/kafkahub/kafkahub/kafka"
 )
 
 // MockConsumerGroup is a kafka.IConsumerGroup whose control calls the test
-// scripts in advance: Start, Stop, StopAndWait, Close, RegisterHandler and
-// RegisterBatchHandler must come in the order expected, or the test fails
-// naming the call. It consumes nothing; it is for testing code that drives
+// scripts in advance: Start, Stop, StopAndWait, Close, RegisterHandler,
+// RegisterBatchHandler, Pause and Resume must come in the order expected
+// (Pause and Resume with the partitions expected), or the test fails naming
+// the call. It consumes nothing; it is for testing code that drives
 // a consumer, such as wiring to a health checker or a service's shutdown.
 // To test a handler, use Consumer, or call the handler the mock was given
 // (see Handler).
@@ -24,9 +28,12 @@ import (
 // Consuming, Stop and StopAndWait to Stopped, Close to Closed, unless the
 // expectation says otherwise. SetState moves it at any time, and StateWait,
 // StateEntered and InState observe it as they would a real consumer.
+// Assignment returns what SetAssignment set, and Paused the partitions of
+// the Pause calls made, less those of the Resume calls.
 type MockConsumerGroup struct {
 	script *script[*CallExpectation]
 	states *statemachine.Machine[kafka.State]
+	assign *rebalance.Tracker[kafka.TopicPartition] // no callbacks: only the lists
 
 	upstream    chan kafka.Message
 	errors      chan error
@@ -46,6 +53,7 @@ type MockConsumerGroup struct {
 type CallExpectation struct {
 	mock   *MockConsumerGroup
 	method string
+	tps    []kafka.TopicPartition // the arguments of Pause and Resume
 
 	err   error
 	state *kafka.State
@@ -59,6 +67,7 @@ func NewMockConsumerGroup(t testing.TB) *MockConsumerGroup {
 	m := &MockConsumerGroup{
 		script:      &script[*CallExpectation]{t: t, name: "MockConsumerGroup"},
 		states:      newStates(kafka.Stopped),
+		assign:      rebalance.New[kafka.TopicPartition](tpKey, nil, nil, func(string, ...any) {}),
 		upstream:    make(chan kafka.Message),
 		errors:      make(chan error, kafka.DefaultErrorsBufferSize),
 		initialised: make(chan struct{}),
@@ -103,6 +112,20 @@ func (m *MockConsumerGroup) ExpectRegisterBatchHandler() *CallExpectation {
 	return m.expect("RegisterBatchHandler")
 }
 
+// ExpectPause expects a call to Pause with exactly tps, in that order.
+func (m *MockConsumerGroup) ExpectPause(tps ...kafka.TopicPartition) *CallExpectation {
+	e := &CallExpectation{mock: m, method: "Pause", tps: slices.Clone(tps)}
+	m.script.add(e)
+	return e
+}
+
+// ExpectResume expects a call to Resume with exactly tps, in that order.
+func (m *MockConsumerGroup) ExpectResume(tps ...kafka.TopicPartition) *CallExpectation {
+	e := &CallExpectation{mock: m, method: "Resume", tps: slices.Clone(tps)}
+	m.script.add(e)
+	return e
+}
+
 // Return sets the error the call returns (nil by default). A call that
 // returns an error leaves the state alone, unless ThenState says
 // otherwise. Start and Stop return nothing: giving them an error fails the
@@ -132,7 +155,7 @@ func (e *CallExpectation) ThenState(s kafka.State) *CallExpectation {
 func (e *CallExpectation) String() string {
 	e.mock.mu.Lock()
 	defer e.mock.mu.Unlock()
-	s := e.method + "()"
+	s := e.method + "(" + formatTPs(e.tps) + ")"
 	if e.err != nil {
 		s += fmt.Sprintf(" returning %v", e.err)
 	}
@@ -142,14 +165,29 @@ func (e *CallExpectation) String() string {
 	return s
 }
 
+// formatTPs shows partitions as topic/partition, for failure messages.
+func formatTPs(tps []kafka.TopicPartition) string {
+	s := make([]string, len(tps))
+	for i, tp := range tps {
+		s[i] = fmt.Sprintf("%s/%d", tp.Topic, tp.Partition)
+	}
+	return strings.Join(s, ", ")
+}
+
 // call matches a call against the script. It returns the error to return
 // and, when the call was expected and succeeds, applies the state.
 func (m *MockConsumerGroup) call(method string, args string, usual kafka.State) error {
+	return m.callWith(method, args, nil, usual)
+}
+
+// callWith is call for Pause and Resume, whose partitions must be the
+// expected ones.
+func (m *MockConsumerGroup) callWith(method string, args string, tps []kafka.TopicPartition, usual kafka.State) error {
 	e, n, ok := m.script.next()
 	if !ok {
 		return m.script.fail("unexpected call %d: %s(%s): no more calls were expected", n, method, args)
 	}
-	if e.method != method {
+	if e.method != method || !slices.Equal(e.tps, tps) {
 		return m.script.fail("call %d: %s(%s), but expected %s", n, method, args, e)
 	}
 	m.mu.Lock()
@@ -182,6 +220,13 @@ func (m *MockConsumerGroup) BatchHandler() kafka.BatchHandler {
 // SetState moves the mock to state s, as if the consumer had got there by
 // itself: a rebalance (Starting), a failure to join, and so on.
 func (m *MockConsumerGroup) SetState(s kafka.State) { m.states.Set(s) }
+
+// SetAssignment sets what Assignment returns (sorted, as a real
+// consumer's): the partitions the consumer would have been assigned.
+func (m *MockConsumerGroup) SetAssignment(tps ...kafka.TopicPartition) {
+	m.assign.Revoked(context.Background(), m.assign.Assignment())
+	m.assign.Assigned(context.Background(), tps)
+}
 
 // SetHealth sets what Checker reports until Close (HealthOK at first).
 func (m *MockConsumerGroup) SetHealth(h kafka.Health) {
@@ -338,6 +383,34 @@ func (m *MockConsumerGroup) OnHealthChange(h kafka.Health) {
 		m.Stop()
 	}
 }
+
+// Assignment implements kafka.IConsumerGroup: what SetAssignment set.
+func (m *MockConsumerGroup) Assignment() []kafka.TopicPartition { return m.assign.Assignment() }
+
+// Pause implements kafka.IConsumerGroup; the call must be expected, with
+// the same partitions. Unless the expectation returns an error, Paused
+// lists them from then on.
+func (m *MockConsumerGroup) Pause(tps ...kafka.TopicPartition) error {
+	err := m.callWith("Pause", formatTPs(tps), tps, -1)
+	if err == nil {
+		m.assign.Pause(tps)
+	}
+	return err
+}
+
+// Resume implements kafka.IConsumerGroup; see Pause. Unless the
+// expectation returns an error, Paused no longer lists tps.
+func (m *MockConsumerGroup) Resume(tps ...kafka.TopicPartition) error {
+	err := m.callWith("Resume", formatTPs(tps), tps, -1)
+	if err == nil {
+		m.assign.Resume(tps)
+	}
+	return err
+}
+
+// Paused implements kafka.IConsumerGroup: the partitions paused by the
+// calls made, sorted.
+func (m *MockConsumerGroup) Paused() []kafka.TopicPartition { return m.assign.Paused() }
 
 // Close implements kafka.IConsumerGroup; the first call must be expected.
 // When it succeeds, Closer, Upstream, Errors and Closed are closed and the

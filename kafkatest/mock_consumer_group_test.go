@@ -138,3 +138,58 @@ func TestMockConsumerGroupUnmetExpectations(t *testing.T) {
 		"\t2. StopAndWait() returning context canceled\n" +
 		"\t3. Close() then Closed"}, ft.finish())
 }
+
+func TestMockConsumerGroupPauseResume(t *testing.T) {
+	ft := &fakeT{TB: t}
+	m := kafkatest.NewMockConsumerGroup(ft)
+	assert.Empty(t, m.Assignment())
+	m.SetAssignment(tp("t", 1), tp("t", 0))
+	assert.Equal(t, []kafka.TopicPartition{tp("t", 0), tp("t", 1)}, m.Assignment(), "sorted, as a real consumer's")
+	m.SetAssignment(tp("t", 2))
+	assert.Equal(t, []kafka.TopicPartition{tp("t", 2)}, m.Assignment(), "replaced")
+
+	m.ExpectPause(tp("t", 1), tp("t", 0))
+	m.ExpectResume(tp("t", 1))
+	m.ExpectPause(tp("t", 2)).Return(kafka.ErrClosed)
+	require.NoError(t, m.Pause(tp("t", 1), tp("t", 0)))
+	assert.Equal(t, []kafka.TopicPartition{tp("t", 0), tp("t", 1)}, m.Paused())
+	require.NoError(t, m.Resume(tp("t", 1)))
+	assert.Equal(t, []kafka.TopicPartition{tp("t", 0)}, m.Paused())
+	require.ErrorIs(t, m.Pause(tp("t", 2)), kafka.ErrClosed)
+	assert.Equal(t, []kafka.TopicPartition{tp("t", 0)}, m.Paused(), "a failed Pause pauses nothing")
+	assert.Empty(t, ft.finish())
+}
+
+func TestMockConsumerGroupPauseMismatches(t *testing.T) {
+	ft := &fakeT{TB: t}
+	m := kafkatest.NewMockConsumerGroup(ft)
+	m.ExpectPause(tp("t", 0))
+	m.ExpectResume(tp("t", 0))
+	m.ExpectStart()
+
+	require.Error(t, m.Pause(tp("t", 1)), "another partition")
+	require.Error(t, m.Resume(), "no partition")
+	m.Start()
+	require.Error(t, m.Resume(tp("t", 0)), "nothing left")
+	require.NoError(t, m.ExpectationsWereMet(), "the script is used up")
+	assert.Empty(t, m.Paused(), "a mismatched Pause pauses nothing")
+	require.Equal(t, []string{
+		"kafkatest: MockConsumerGroup: call 1: Pause(t/1), but expected Pause(t/0)",
+		"kafkatest: MockConsumerGroup: call 2: Resume(), but expected Resume(t/0)",
+		"kafkatest: MockConsumerGroup: unexpected call 4: Resume(t/0): no more calls were expected",
+	}, ft.finish())
+}
+
+func TestMockConsumerGroupPauseUnmet(t *testing.T) {
+	ft := &fakeT{TB: t}
+	m := kafkatest.NewMockConsumerGroup(ft)
+	m.ExpectPause(tp("t", 0), tp("u", 3)).Return(kafka.ErrClosed)
+	m.ExpectResume(tp("t", 0))
+	m.ExpectStop()
+	m.ExpectPause()
+	require.ErrorIs(t, m.Pause(tp("t", 0), tp("u", 3)), kafka.ErrClosed)
+	require.Equal(t, []string{"kafkatest: MockConsumerGroup: 3 expected calls were not made:\n" +
+		"\t2. Resume(t/0)\n" +
+		"\t3. Stop()\n" +
+		"\t4. Pause()"}, ft.finish())
+}
