@@ -117,7 +117,7 @@ func (c *conn) onHello(f *wire.Frame) error {
 	c.authed = true
 	s.admission.welcomed(ip)
 	c.tokens = float64(s.cfg.RateBurst)
-	c.tokensAt = time.Now()
+	c.tokensAt = time.Now().UnixNano()
 	if old := s.reg.register(c); old != nil {
 		old.closeWith(errorFrame("", wire.CodeDuplicate, "replaced by a newer connection of the same device", 0))
 		old.setReason(ErrReplaced)
@@ -191,8 +191,8 @@ func (c *conn) takeToken() (time.Duration, bool) {
 		return 0, true
 	}
 	now := time.Now()
-	c.tokens = min(float64(c.srv.cfg.RateBurst), c.tokens+now.Sub(c.tokensAt).Seconds()*rate)
-	c.tokensAt = now
+	c.tokens = min(float64(c.srv.cfg.RateBurst), c.tokens+time.Duration(now.UnixNano()-c.tokensAt).Seconds()*rate)
+	c.tokensAt = now.UnixNano()
 	if c.tokens >= 1 {
 		c.tokens--
 		return 0, true

@@ -199,10 +199,10 @@ func (c *conn) setReadDeadline(force bool) {
 	}
 	idle := 2 * c.srv.cfg.Heartbeat
 	now := time.Now()
-	if !force && now.Sub(c.deadlineAt) < idle/4 {
+	if !force && time.Duration(now.UnixNano()-c.deadlineAt) < idle/4 {
 		return
 	}
-	c.deadlineAt = now
+	c.deadlineAt = now.UnixNano()
 	c.qmu.Lock()
 	open := c.qstate == qOpen
 	c.qmu.Unlock()
