@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"time"
 )
@@ -161,7 +160,3 @@ type record struct {
 
 // marker is the part of a claim a Message needs to mark itself.
 type marker interface{ mark(offset int64) }
-
-func engineErr(e Engine, what string, err error) error {
-	return fmt.Errorf("%s: %s: %w", e, what, err)
-}
