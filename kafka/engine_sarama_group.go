@@ -113,11 +113,28 @@ func (e *saramaGroup) consume(ctx context.Context) {
 		if !handling.Sleep(ctx, wait) {
 			break
 		}
+		e.refreshCoordinator()
 	}
 	if err := group.Close(); err != nil {
 		g.log.Warn("leaving consumer group", "error", err)
 	}
 	<-errsDone
+}
+
+// refreshCoordinator makes the coordinator client look the cluster and the
+// group's coordinator up again. Its connections carry no fetches, so it
+// never learns from failed fetches that a broker is gone, as the main
+// client does; after its coordinator's broker died it would otherwise keep
+// joining through the dead broker until its next periodic metadata refresh
+// (10 minutes): seen in TestBrokerLossDuringConsume, where the group did
+// not come back within 5 minutes of a SIGKILL of the coordinator's node.
+func (e *saramaGroup) refreshCoordinator() {
+	if err := e.coord.RefreshMetadata(e.g.cfg.Topics...); err != nil {
+		e.g.log.Debug("refreshing the coordinator client's metadata", "error", err)
+	}
+	if err := e.coord.RefreshCoordinator(e.g.cfg.GroupName); err != nil {
+		e.g.log.Debug("looking up the group coordinator", "error", err)
+	}
 }
 
 func (e *saramaGroup) setGroup(group sarama.ConsumerGroup) {
