@@ -52,8 +52,9 @@ type ReaderConfig struct {
 	// DialTimeout bounds each connection attempt. Default 10 s.
 	DialTimeout time.Duration
 	// MinRetryPeriod and MaxRetryPeriod bound the exponential backoff
-	// between attempts to resume a partition whose reading failed.
-	// Defaults 200 ms and 30 s.
+	// between attempts to resume a partition whose reading failed, and
+	// between NewReader's (at most 5) attempts to read a partition's
+	// offsets. Defaults 200 ms and 30 s.
 	MinRetryPeriod time.Duration
 	MaxRetryPeriod time.Duration
 	// BufferSize is the capacity of the Messages channel. Default 256.
@@ -221,6 +222,29 @@ func NewReader(ctx context.Context, cfg *ReaderConfig) (*Reader, error) {
 	return r, nil
 }
 
+// boundsAttempts is how many times NewReader asks for a partition's
+// offsets before giving up: a topic created a moment before may not have
+// its leaders known to every broker yet (NOT_LEADER_OR_FOLLOWER on a real
+// cluster), which a retry after a short wait cures.
+const boundsAttempts = 5
+
+// bounds asks the engine for p's oldest and end offsets, retrying with
+// backoff from MinRetryPeriod while ctx lasts.
+func (r *Reader) bounds(ctx context.Context, p int32) (oldest, end int64, err error) {
+	wait := r.cfg.MinRetryPeriod
+	for attempt := 1; ; attempt++ {
+		if oldest, end, err = r.eng.bounds(ctx, r.cfg.Topic, p); err == nil || attempt == boundsAttempts {
+			return oldest, end, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, r.cfg.MaxRetryPeriod)
+	}
+}
+
 // positions resolves the partitions and returns where each one starts.
 func (r *Reader) positions(ctx context.Context) (map[int32]int64, error) {
 	if r.cfg.Partitions == nil {
@@ -232,7 +256,7 @@ func (r *Reader) positions(ctx context.Context) (map[int32]int64, error) {
 	}
 	starts := make(map[int32]int64, len(r.cfg.Partitions))
 	for _, p := range r.cfg.Partitions {
-		oldest, end, err := r.eng.bounds(ctx, r.cfg.Topic, p)
+		oldest, end, err := r.bounds(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("kafka: offsets of %s/%d: %w", r.cfg.Topic, p, err)
 		}
