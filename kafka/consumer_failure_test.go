@@ -211,6 +211,11 @@ func TestConsumerUnreadErrorsNeverBlock(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("handled %d of 20", n.Load())
 	}
+	// The 20th failure is reported after its handler returns; stopping
+	// before that would interrupt it (an interrupted message is neither
+	// committed nor reported), so wait for its report first.
+	require.Eventually(t, func() bool { return g.DroppedErrors() >= 19 }, 30*time.Second, 5*time.Millisecond,
+		"dropped %d errors, want 19", g.DroppedErrors())
 	ctx := testCtx(t, 30*time.Second)
 	require.NoError(t, g.StopAndWait(ctx))
 	assert.Equal(t, uint64(19), g.DroppedErrors())
