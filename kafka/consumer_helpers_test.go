@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/kafka"
 	"github.com/kafkahub/kafkahub/kafkatest"
 )
@@ -78,18 +79,7 @@ func committed(t *testing.T, cluster *kafkatest.Cluster, group, topic string) ma
 
 // highWater returns each partition's next offset.
 func highWater(t *testing.T, cluster *kafkatest.Cluster, topic string) map[int32]int64 {
-	t.Helper()
-	client, err := sarama.NewClient(cluster.Addrs(), sarama.NewConfig())
-	require.NoError(t, err)
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	require.NoError(t, err)
-	out := map[int32]int64{}
-	for _, p := range parts {
-		out[p], err = client.GetOffset(topic, p, sarama.OffsetNewest)
-		require.NoError(t, err)
-	}
-	return out
+	return testkit.HighWaters(t, cluster.Addrs(), topic)
 }
 
 // waitState fails the test if g does not reach s within d.

@@ -346,18 +346,7 @@ func fill(t *testing.T, ctx context.Context, c *cluster, topic string, n int) {
 
 // highWaters returns the next offset of every partition of topic.
 func highWaters(t *testing.T, c *cluster, topic string) map[int32]int64 {
-	t.Helper()
-	client, err := sarama.NewClient(c.Addrs(), sarama.NewConfig())
-	require.NoError(t, err)
-	defer client.Close()
-	parts, err := client.Partitions(topic)
-	require.NoError(t, err)
-	out := map[int32]int64{}
-	for _, p := range parts {
-		out[p], err = client.GetOffset(topic, p, sarama.OffsetNewest)
-		require.NoError(t, err)
-	}
-	return out
+	return testkit.HighWaters(t, c.Addrs(), topic)
 }
 
 // committedOffsets returns the group's committed offsets of topic; a

@@ -88,3 +88,25 @@ func FreePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// HighWaters returns the next offset of every partition of topic, read with
+// plain Sarama. It fails the test if the cluster cannot tell.
+func HighWaters(t testing.TB, addrs []string, topic string) map[int32]int64 {
+	t.Helper()
+	client, err := sarama.NewClient(addrs, sarama.NewConfig())
+	if err != nil {
+		t.Fatalf("high waters of %s: %v", topic, err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	out := make(map[int32]int64, len(parts))
+	for _, p := range parts {
+		if out[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			t.Fatalf("high water of %s/%d: %v", topic, p, err)
+		}
+	}
+	return out
+}
