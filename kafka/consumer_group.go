@@ -329,9 +329,11 @@ func (g *ConsumerGroup) run(firstAttempt chan struct{}) {
 	if err != nil {
 		return // closed while initialising
 	}
+	// Stopped before initialised: Initialise returning nil promises the
+	// state has left Initialising.
+	g.states.Set(Stopped)
 	close(g.initialised)
 	g.log.Info("consumer group initialised", "topics", g.cfg.Topics)
-	g.states.Set(Stopped)
 
 	for {
 		want, seq := g.intents.Get()

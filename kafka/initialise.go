@@ -55,9 +55,9 @@ func retryInit(ctx context.Context, minPeriod, maxPeriod time.Duration, nudge <-
 
 // Initialise waits until the consumer has connected, cutting short the
 // current backoff wait so that an attempt is made now. It returns nil once
-// initialised, ErrClosed once Close has begun (even if the consumer had
-// connected before), or an error wrapping ErrNotInitialised, ctx.Err() and
-// the last connection error.
+// initialised (the state is then Stopped or later), ErrClosed once Close
+// has begun (even if the consumer had connected before), or an error
+// wrapping ErrNotInitialised, ctx.Err() and the last connection error.
 func (g *ConsumerGroup) Initialise(ctx context.Context) error {
 	return waitInitialised(ctx, g.nudge, g.initialised, g.closer, func() error {
 		if last := g.lastInit.Load(); last != nil {
