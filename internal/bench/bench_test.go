@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -208,4 +209,16 @@ func TestEveryImplementationStopsCleanly(t *testing.T) {
 	// go-metrics' meter arbiter is one process-wide goroutine Sarama starts
 	// on first use (see kafka/main_test.go).
 	goleak.VerifyNone(t, before, goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"))
+}
+
+func TestRoundOrderRotates(t *testing.T) {
+	ims := []string{"a", "b", "c"}
+	for round, want := range [][]string{{"a", "b", "c"}, {"b", "c", "a"}, {"c", "a", "b"}, {"a", "b", "c"}} {
+		if got := roundOrder(ims, round); !slices.Equal(got, want) {
+			t.Errorf("round %d: %v, want %v", round, got, want)
+		}
+	}
+	if got := roundOrder(ims, 1); ims[0] != "a" || got[0] != "b" {
+		t.Errorf("roundOrder changed its argument: %v", ims)
+	}
 }
