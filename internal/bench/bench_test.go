@@ -222,3 +222,18 @@ func TestRoundOrderRotates(t *testing.T) {
 		t.Errorf("roundOrder changed its argument: %v", ims)
 	}
 }
+
+// TestPairedRatioIsTheMedianOfRounds: a machine that slows down over the
+// run moves both implementations of a round alike, so the paired ratio
+// stays 2 while the ratio of medians would not.
+func TestPairedRatioIsTheMedianOfRounds(t *testing.T) {
+	round := func(msgs int64, seconds, cpu float64) roundResult {
+		return roundResult{msgs: msgs, seconds: seconds, cpuUsPerMsg: cpu}
+	}
+	a := []roundResult{round(200, 1, 1), round(100, 1, 2), round(20, 1, 10)}
+	b := []roundResult{round(100, 1, 2), round(50, 1, 4), round(10, 1, 20), round(5, 1, 40)}
+	got := paired(a, b)
+	if got.MsgsPerS != 2 || got.CPUusPerMsg != 0.5 {
+		t.Errorf("paired = %+v, want 2 and 0.5", got)
+	}
+}

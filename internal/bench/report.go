@@ -34,7 +34,34 @@ type summary struct {
 	Errors       int64   `json:"errors"`
 	VsSarama     float64 `json:"vs_sarama"`
 	VsFranzGo    float64 `json:"vs_franz_go"`
-	LoadAvg      string  `json:"load_avg"`
+	// Paired compares this implementation with a baseline round by round:
+	// the median of its per-round ratios (the two ran one after the other
+	// in each round), which a drift in the machine's speed over the run
+	// moves less than a ratio of medians. Baselines: sarama, franz-go, and
+	// name-notel for an instrumented implementation.
+	Paired  map[string]pairedRatio `json:"paired,omitempty"`
+	LoadAvg string                 `json:"load_avg"`
+}
+
+// pairedRatio is the median of per-round ratios to a baseline.
+type pairedRatio struct {
+	MsgsPerS    float64 `json:"msgs_per_s"`
+	CPUusPerMsg float64 `json:"cpu_us_per_msg"`
+}
+
+// paired returns the median per-round ratios of a to b over the rounds
+// both ran.
+func paired(a, b []roundResult) pairedRatio {
+	var thr, cpu []float64
+	for i := range min(len(a), len(b)) {
+		if b[i].rate() > 0 {
+			thr = append(thr, a[i].rate()/b[i].rate())
+		}
+		if b[i].cpuUsPerMsg > 0 {
+			cpu = append(cpu, a[i].cpuUsPerMsg/b[i].cpuUsPerMsg)
+		}
+	}
+	return pairedRatio{MsgsPerS: round3(median(thr)), CPUusPerMsg: round3(median(cpu))}
 }
 
 // summarise takes the median throughput of the rounds; msgs, bytes and
@@ -113,6 +140,18 @@ func (r *runner) report(scenario string, size int, order []string, res map[strin
 		}
 		if franz > 0 {
 			ss[i].VsFranzGo = math.Round(ss[i].MsgsPerS/franz*100) / 100
+		}
+	}
+	for i := range ss {
+		name := ss[i].Impl
+		for _, b := range []string{"sarama", "franz-go", name + "-notel"} {
+			if b == name || len(res[b]) == 0 {
+				continue
+			}
+			if ss[i].Paired == nil {
+				ss[i].Paired = map[string]pairedRatio{}
+			}
+			ss[i].Paired[b] = paired(res[name], res[b])
 		}
 	}
 	r.summaries = append(r.summaries, ss...)
