@@ -35,3 +35,27 @@ func TestOnHealthChangeIgnoresStaleUpdates(t *testing.T) {
 	want, _ = g.intents.Get()
 	assert.True(t, want)
 }
+
+// TestSaramaCooperativeHeartbeatsAtHalfTheInterval: the second round of a
+// cooperative rebalance is learnt at a heartbeat, so the Sarama engine
+// heartbeats twice per HeartbeatInterval with the cooperative protocol
+// (a moved partition waited 1.2 intervals at the full rate in the rolling
+// restart test, 0.65 at half). Eager members and members still offering
+// an eager fallback keep the configured interval.
+func TestSaramaCooperativeHeartbeatsAtHalfTheInterval(t *testing.T) {
+	for _, tc := range []struct {
+		strategy, fallback RebalanceStrategy
+		want               time.Duration
+	}{
+		{RebalanceCooperativeSticky, "", 500 * time.Millisecond},
+		{RebalanceCooperativeSticky, RebalanceCooperativeSticky, 500 * time.Millisecond},
+		{RebalanceCooperativeSticky, RebalanceRange, time.Second},
+		{RebalanceRange, "", time.Second},
+		{RebalanceSticky, "", time.Second},
+	} {
+		c, err := ConsumerGroupConfig{BrokerAddrs: []string{"b:9092"}, Topics: []string{"t"}, GroupName: "g",
+			RebalanceStrategy: tc.strategy, RebalanceFallback: tc.fallback}.withDefaults().saramaConfig()
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, c.Consumer.Group.Heartbeat.Interval, "%s with fallback %q", tc.strategy, tc.fallback)
+	}
+}
