@@ -251,11 +251,8 @@ func TestBrokerLossDuringConsume(t *testing.T) {
 	atKill := distinct.Load()
 	// Commits resume once a new coordinator serves the group: within
 	// 3 minutes, or the group did not recover (the node stays down until
-	// then, so this is recovery without it).
-	// Each partition's commits resume on their own (members reach the new
-	// coordinator one by one): a partition has resumed when its committed
-	// offset moves past its value at the kill, or when it had nothing
-	// left to commit.
+	// then, so this is recovery without it). Each partition resumes on its
+	// own (see the test's comment for the baseline it is compared with).
 	resumed := map[int32]time.Time{}
 	var resumedAt time.Time      // the first partition's, for the figures
 	var baseline map[int32]int64 // the first answer after the kill
