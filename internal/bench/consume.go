@@ -31,7 +31,7 @@ type consumer = func(ctx context.Context, p consumeParams) (roundResult, error)
 func consumers() []impl[consumer] {
 	out := instrumented("kafkahub-1w", func(ctx context.Context, p consumeParams, t telemetry) (roundResult, error) {
 		return consumeKafkahub(ctx, p, kafka.EngineSarama, 1, false, t)
-	}, telDefault, telOff, telSDK, telMetrics)
+	}, telDefault, telOff, telSDK, telMetrics, telAgain)
 	for _, e := range []struct {
 		prefix string
 		engine kafka.Engine

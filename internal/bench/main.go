@@ -217,12 +217,9 @@ type runner struct {
 }
 
 func selected[F any](all []impl[F], only []string) []impl[F] {
-	if len(only) == 0 {
-		return all
-	}
 	var out []impl[F]
 	for _, im := range all {
-		if slices.Contains(only, im.name) {
+		if len(only) == 0 && !strings.HasSuffix(im.name, againSuffix) || slices.Contains(only, im.name) {
 			out = append(out, im)
 		}
 	}

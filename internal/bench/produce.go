@@ -44,7 +44,7 @@ type producer = func(ctx context.Context, p produceParams) (roundResult, error)
 func producers() []impl[producer] {
 	out := instrumented("kafkahub-output", func(ctx context.Context, p produceParams, t telemetry) (roundResult, error) {
 		return produceKafkahubOutput(ctx, p, kafka.EngineSarama, t)
-	}, telDefault, telOff, telSDK, telMetrics)
+	}, telDefault, telOff, telSDK, telMetrics, telAgain)
 	return append(out,
 		impl[producer]{"kafkahub-franz-output", func(ctx context.Context, p produceParams) (roundResult, error) {
 			return produceKafkahubOutput(ctx, p, kafka.EngineFranz, telDefault)

@@ -38,7 +38,8 @@ type summary struct {
 	// the median of its per-round ratios (the two ran one after the other
 	// in each round), which a drift in the machine's speed over the run
 	// moves less than a ratio of medians. Baselines: sarama, franz-go, and
-	// name-notel for an instrumented implementation.
+	// name-notel for an instrumented implementation, name for its
+	// A/A control name-again.
 	Paired  map[string]pairedRatio `json:"paired,omitempty"`
 	LoadAvg string                 `json:"load_avg"`
 }
@@ -144,7 +145,7 @@ func (r *runner) report(scenario string, size int, order []string, res map[strin
 	}
 	for i := range ss {
 		name := ss[i].Impl
-		for _, b := range []string{"sarama", "franz-go", name + "-notel"} {
+		for _, b := range []string{"sarama", "franz-go", name + "-notel", strings.TrimSuffix(name, againSuffix)} {
 			if b == name || len(res[b]) == 0 {
 				continue
 			}

@@ -21,9 +21,15 @@ const (
 	telOff               // -notel: Telemetry.DisableTracing, no hooks at all
 	telSDK               // -sdk: an SDK samples and ends every span (exported nowhere); W3C propagator
 	telMetrics           // -metrics: a Prometheus registry, tracing as by default
+	// -again: the default once more, an A/A control run only when named
+	// in -impls: its paired ratio to the default is the difference the
+	// run cannot tell from noise.
+	telAgain
 )
 
-var telSuffix = map[telemetry]string{telDefault: "", telOff: "-notel", telSDK: "-sdk", telMetrics: "-metrics"}
+var telSuffix = map[telemetry]string{telDefault: "", telOff: "-notel", telSDK: "-sdk", telMetrics: "-metrics", telAgain: againSuffix}
+
+const againSuffix = "-again"
 
 // kafkaTelemetry returns the config for t and a function that shuts down
 // what it started.
