@@ -200,15 +200,17 @@ func NewReader(ctx context.Context, cfg *ReaderConfig) (*Reader, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("kafka: connecting to %v: %w", c.BrokerAddrs, err)
 	}
+	// Either step may be the first to reach a broker, so either may meet
+	// the SASL refusal.
 	eng, err := newReaderEngine(ctx, &c)
 	if err != nil {
-		return nil, err
+		return nil, explainAuth(c.SecurityConfig, err)
 	}
 	r := &Reader{cfg: c, log: c.Logger.With("component", "kafka.reader", "topic", c.Topic), eng: eng, backlog: map[int32]int64{}}
 	starts, err := r.positions(ctx)
 	if err != nil {
 		_ = eng.close()
-		return nil, err
+		return nil, explainAuth(c.SecurityConfig, err)
 	}
 	r.out = make(chan Message, c.BufferSize)
 	if !c.Telemetry.DisableTracing {

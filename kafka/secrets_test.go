@@ -12,7 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/kafka"
@@ -178,4 +180,62 @@ func TestSASLFailureNamesAuthentication(t *testing.T) {
 	err = kafka.CreateTopic(ctx, fake.ListenAddrs(), &kafka.SecurityConfig{SASLMechanism: kafka.SASLPlain, SASLUser: "alice", SASLPassword: password}, kafka.TopicSpec{Name: "t", Partitions: 1})
 	require.ErrorIs(t, err, kafka.ErrAuthentication)
 	assert.NotContains(t, err.Error(), keyMarker)
+}
+
+// TestSASLRefusalNamesAuthenticationOnBothEngines: Apache Kafka answers
+// wrong credentials with SASL_AUTHENTICATION_FAILED (kfake only closes the
+// connection, the case above). Each engine reports that code as its own
+// error value; the producer, the consumer group and the Reader must all
+// wrap it in ErrAuthentication on both engines, keeping the broker's
+// message.
+func TestSASLRefusalNamesAuthenticationOnBothEngines(t *testing.T) {
+	fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "sasl"),
+		kfake.EnableSASL(), kfake.Superuser(string(kafka.SASLPlain), "alice", "s3cret"))
+	require.NoError(t, err)
+	t.Cleanup(fake.Close)
+	const brokerMsg = "Authentication failed: Invalid username or password"
+	fake.ControlKey(int16(kmsg.SASLAuthenticate), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		fake.KeepControl()
+		r := req.(*kmsg.SASLAuthenticateRequest)
+		if parts := bytes.Split(r.SASLAuthBytes, []byte{0}); len(parts) == 3 && string(parts[2]) == "s3cret" {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+		msg := brokerMsg
+		resp.ErrorMessage = &msg
+		return resp, nil, true
+	})
+	password := "pw-" + keyMarker
+	sec := &kafka.SecurityConfig{SASLMechanism: kafka.SASLPlain, SASLUser: "alice", SASLPassword: password}
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		require.ErrorIs(t, err, kafka.ErrAuthentication)
+		assert.Contains(t, err.Error(), `"alice"`)
+		assert.Contains(t, err.Error(), brokerMsg, "the broker's message is kept")
+		assert.NotContains(t, err.Error(), keyMarker)
+	}
+	for _, engine := range []kafka.Engine{kafka.EngineSarama, kafka.EngineFranz} {
+		t.Run(string(engine), func(t *testing.T) {
+			p := newProducer(t, &kafka.ProducerConfig{
+				BrokerAddrs: fake.ListenAddrs(), Topic: "sasl", Engine: engine, MaxRetryPeriod: time.Second, SecurityConfig: sec,
+			})
+			g := newGroup(t, &kafka.ConsumerGroupConfig{
+				BrokerAddrs: fake.ListenAddrs(), Topics: []string{"sasl"}, GroupName: "g-" + string(engine), Engine: engine,
+				MaxRetryPeriod: time.Second, SecurityConfig: sec,
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			check(t, p.Initialise(ctx))
+			check(t, g.Initialise(ctx))
+
+			ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := kafka.NewReader(ctx, &kafka.ReaderConfig{BrokerAddrs: fake.ListenAddrs(), Topic: "sasl", Engine: engine, SecurityConfig: sec})
+			if err == nil {
+				_ = r.Close()
+			}
+			check(t, err)
+		})
+	}
 }

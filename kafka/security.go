@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/kafkahub/kafkahub/internal/scram"
 )
@@ -256,15 +257,16 @@ var ErrAuthentication = errors.New("kafka: SASL authentication failed")
 // ErrAuthentication when it is, or probably is, the broker refusing the
 // credentials: Kafka answers SASL_AUTHENTICATION_FAILED, and some brokers
 // (and Kafka with older handshakes) just close the connection, which
-// Sarama reports as EOF. The user name is given; the password never.
+// Sarama reports as EOF. Each engine has its own error value for Kafka's
+// codes. The user name is given; the password never.
 func explainAuth(sec *SecurityConfig, err error) error {
 	if err == nil || sec == nil || sec.SASLMechanism == "" || errors.Is(err, ErrAuthentication) {
 		return err
 	}
 	switch {
-	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
+	case errors.Is(err, sarama.ErrSASLAuthenticationFailed), errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Errorf("%w: %s as user %q refused by the broker: %w", ErrAuthentication, sec.SASLMechanism, sec.SASLUser, err)
-	case errors.Is(err, sarama.ErrUnsupportedSASLMechanism):
+	case errors.Is(err, sarama.ErrUnsupportedSASLMechanism), errors.Is(err, kerr.UnsupportedSaslMechanism):
 		return fmt.Errorf("%w: the broker does not offer %s: %w", ErrAuthentication, sec.SASLMechanism, err)
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w (probably): the broker closed the connection during %s authentication as user %q; check the user, password and mechanism: %w",

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kafkahub/kafkahub/internal/testkit"
 	"github.com/kafkahub/kafkahub/kafkatest"
 	"github.com/kafkahub/kafkahub/tcphub"
 	"github.com/kafkahub/kafkahub/tcphub/device"
@@ -65,14 +66,20 @@ func TestHMACTokens(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// TestAuthFailures: refusals, their messages and the per-address lockout;
+// and no log line, at debug level, quotes a token, good or refused (a
+// token for another device or an expired one is still someone's
+// credential).
 func TestAuthFailures(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
 	auth, err := tcphub.NewHMACAuthenticator(secret)
 	require.NoError(t, err)
+	var logs testkit.LogBuffer
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
 		c.Authenticator = auth
 		c.AuthFailuresPerMinute = 3
+		c.Logger = bufferLogger(&logs)
 	})
 	hello := func(dev, tok string) *rawDevice {
 		d := dialRaw(t, gw.addr)
@@ -84,8 +91,9 @@ func TestAuthFailures(t *testing.T) {
 	expired, err := tcphub.NewTokenUntil(secret, "sensor-1", time.Now().Add(-time.Minute))
 	require.NoError(t, err)
 
+	const forged = "v1.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	hello("sensor-1", good).expect(wire.TypeWelcome)
-	f := hello("sensor-1", "v1.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").expectError(wire.CodeUnauthenticated)
+	f := hello("sensor-1", forged).expectError(wire.CodeUnauthenticated)
 	assert.Equal(t, "bad token", f.Message)
 	f = hello("sensor-1", expired).expectError(wire.CodeUnauthenticated)
 	assert.Equal(t, "token expired", f.Message)
@@ -98,6 +106,13 @@ func TestAuthFailures(t *testing.T) {
 	body := scrape(t, gw.MetricsHandler())
 	assert.Contains(t, body, `tcphub_auth_failures_total{instance_id="`+gw.InstanceID()+`",reason="rejected"} 3`)
 	assert.Contains(t, body, `tcphub_auth_failures_total{instance_id="`+gw.InstanceID()+`",reason="ip_rate_limited"} 1`)
+
+	gw.stop(t) // every connection's last log line written
+	assert.Contains(t, logs.String(), "authentication failed")
+	for _, tok := range []string{good, forged, expired} {
+		sig := tok[strings.LastIndexByte(tok, '.')+1:]
+		assert.NotContains(t, logs.String(), sig, "a token's signature in the logs")
+	}
 }
 
 // TestMutualTLS: the authenticator sees the verified client certificate.

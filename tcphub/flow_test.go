@@ -3,6 +3,9 @@ package tcphub_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -318,6 +321,42 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// TestSlowConsumerByQueueBytes: the outgoing queue is bounded in bytes
+// too (MaxQueueBytes), not only in frames: a device that stops reading
+// while large pushes arrive is disconnected once they pass the byte
+// bound, with far fewer frames queued than QueueSize.
+func TestSlowConsumerByQueueBytes(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	const queueBytes, push = 256 << 10, 64 << 10
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+		c.QueueSize = 100_000
+		c.MaxQueueBytes = queueBytes
+	})
+	slow := dialRaw(t, gw.addr)
+	slow.hello("slow")
+	_ = slow.nc.(*net.TCPConn).SetReadBuffer(4096) // the kernel absorbs less before the queue grows
+
+	big := []byte(`"` + strings.Repeat("x", push) + `"`)
+	pushes := 0
+	var err error
+	for err == nil && pushes < 2_000 { // 125 MiB: far more than the socket buffers hold
+		err = gw.SendToDevice(context.Background(), "slow", big)
+		pushes++
+	}
+	require.ErrorIs(t, err, tcphub.ErrSlowConsumer, "after %d pushes of 64 KiB", pushes)
+	t.Logf("slow consumer detected after %d pushes of 64 KiB", pushes)
+
+	// What was dropped is what the queue held plus the refused push: at
+	// most queueBytes of frames, each a little over 64 KiB.
+	m := regexp.MustCompile(`(?m)^tcphub_queue_dropped_frames_total\{[^}]*\} (\d+)$`).FindStringSubmatch(scrape(t, gw.MetricsHandler()))
+	require.NotNil(t, m, "tcphub_queue_dropped_frames_total")
+	dropped, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	assert.Positive(t, dropped)
+	assert.LessOrEqual(t, dropped, queueBytes/push+1, "frames queued beyond MaxQueueBytes")
 }
 
 // TestDuplicateDeviceReplacesOld: a second connection with the same device

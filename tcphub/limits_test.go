@@ -12,9 +12,11 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,6 +104,229 @@ func TestPreAuthGlobalCap(t *testing.T) {
 	}
 	waitOpen(t, gw, 0)
 	rawFrom(t, "127.0.2.1", gw.addr).hello("after-the-flood")
+}
+
+// TestPreAuthFloodMemory measures the "before the welcome" row of
+// docs/GATEWAY.md's worst case: the pre-auth pool full at the defaults,
+// MaxHandshakes (1,024) sockets from 32 addresses (MaxHandshakesPerAddress
+// each), each having sent the header of a MaxHelloSize frame and all of
+// its body but the last byte, the most a socket can make the gateway hold
+// before it is welcomed. 256 more such sockets, from other addresses, must
+// be refused at accept and cost nothing. It asserts the growth of the live
+// heap plus goroutine stacks stays under the documented bound, 38 KiB per
+// connection; the test's own client sockets (under 1 KiB each) are
+// counted in. Under -race the detector's instrumentation doubles the
+// stacks, so there heap and stacks are bounded separately, like
+// TestIdleConnectionMemory's.
+//
+// While the pool is full, a welcomed device keeps its session and a new
+// one is refused at once with after_ms (as in TestPreAuthGlobalCap); when
+// one stalled socket goes, the next device is welcomed.
+func TestPreAuthFloodMemory(t *testing.T) {
+	const (
+		flood   = tcphub.DefaultMaxHandshakes
+		perAddr = tcphub.DefaultMaxHandshakesPerAddress
+		hello   = tcphub.DefaultMaxHelloSize
+		extra   = 256
+		// Per connection, docs/GATEWAY.md: 38 KiB, of which stacks are
+		// about 8 KiB (16 KiB under -race). Measured: 33.4 to 34.9 KiB,
+		// stacks 6.5 to 8.1 KiB: how deep each goroutine's stack grew
+		// varies from run to run.
+		bound, stackBound, raceStackBound = 38 << 10, 8 << 10, 16 << 10
+	)
+	raiseFileLimit(t, 2*(flood+extra)+256) // both ends of each socket, the broker, the rest
+
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+		// Memory does not depend on it; a loaded machine must not see the
+		// first sockets time out while the last are still being opened.
+		c.HandshakeTimeout = time.Minute
+	})
+	_, portText, err := net.SplitHostPort(gw.addr)
+	require.NoError(t, err)
+	port, err := strconv.Atoi(portText)
+	require.NoError(t, err)
+
+	// An unfinished maximal hello: a valid start, junk padding.
+	body := []byte(`{"v":1,"t":"hello","dev":"flood","junk":"` + strings.Repeat("x", hello))[:hello-1]
+	unfinished := append(binary.BigEndian.AppendUint32(nil, hello), body...)
+
+	// The resident device goes once through the path the flood takes (its
+	// hello is maximal and arrives in two parts), so buffers and pools made
+	// on first use are in the baseline; then it stays welcomed.
+	resident := rawFrom(t, "127.0.2.1", gw.addr)
+	full, err := wire.AppendFrame(nil, wire.Frame{Type: wire.TypeHello, Device: "resident"})
+	require.NoError(t, err)
+	full = append(full[:len(full)-1], `,"junk":"`...)
+	full = append(full, strings.Repeat("x", 4+hello-len(full)-2)...)
+	full = append(full, `"}`...)
+	binary.BigEndian.PutUint32(full, uint32(len(full)-4))
+	require.Len(t, full, 4+hello)
+	resident.sendRaw(full[:len(full)-1])
+	waitDrained(t, port, 1)
+	resident.sendRaw(full[len(full)-1:])
+	resident.expect(wire.TypeWelcome)
+
+	var socks []net.Conn
+	t.Cleanup(func() {
+		for _, s := range socks {
+			_ = s.Close()
+		}
+	})
+	stall := func(src string, refused bool) {
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		nc, err := d.Dial("tcp", gw.addr)
+		require.NoError(t, err)
+		socks = append(socks, nc)
+		_ = nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := nc.Write(unfinished); !refused {
+			require.NoError(t, err, "socket %d", len(socks))
+		}
+	}
+
+	before := measureStacks()
+	goroutines := runtime.NumGoroutine()
+	for i := range flood {
+		stall(fmt.Sprintf("127.0.3.%d", i/perAddr+1), false)
+	}
+	for i := range extra { // the pool is full: refused, whatever their address
+		stall(fmt.Sprintf("127.0.5.%d", i/perAddr+1), true)
+	}
+	waitDrained(t, port, flood+1) // the gateway has read every byte of the sockets it kept
+	after := measureStacks()
+	open, _ := gw.Connections()
+
+	heap := float64(after.heap) - float64(before.heap)
+	stacks := float64(after.stacks) - float64(before.stacks)
+	t.Logf("%d unfinished %d-byte hellos: live heap +%.1f MiB, stacks +%.1f MiB, total %.1f MiB; per connection heap %.1f KiB, stacks %.1f KiB, total %.1f KiB; %.2f goroutines per connection",
+		flood, hello, heap/(1<<20), stacks/(1<<20), (heap+stacks)/(1<<20), heap/flood/1024, stacks/flood/1024, (heap+stacks)/flood/1024,
+		float64(runtime.NumGoroutine()-goroutines)/flood)
+	assert.Equal(t, flood+1, open, "connections held: the flood, and the resident device")
+	if raceEnabled {
+		assert.Less(t, heap, float64(flood*(bound-stackBound)), "live heap over the documented bound (race build)")
+		assert.Less(t, stacks, float64(flood*raceStackBound), "stacks per pre-auth connection (race build)")
+	} else {
+		assert.Less(t, heap+stacks, float64(flood*bound), "live heap and stacks over the documented bound")
+	}
+
+	// The pool is full: a new device is told so at once, with when to
+	// retry; the welcomed device is not affected.
+	f := rawFrom(t, "127.0.4.1", gw.addr).expect(wire.TypeError)
+	assert.Equal(t, wire.CodeUnavailable, f.Code)
+	assert.Positive(t, f.AfterMS)
+	assert.Equal(t, wire.TypeAck, resident.request("r-1", `{"during":"flood"}`).Type)
+
+	// One stalled socket goes: a device takes its slot.
+	require.NoError(t, socks[0].Close())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := rawFrom(t, "127.0.4.1", gw.addr)
+		d.send(wire.Frame{Type: wire.TypeHello, Device: "newcomer"})
+		f, err := d.next(5 * time.Second)
+		require.NoError(t, err)
+		if f.Type == wire.TypeWelcome {
+			break
+		}
+		require.Equal(t, wire.CodeUnavailable, f.Code, "%+v", f)
+		require.True(t, time.Now().Before(deadline), "no device welcomed after a stalled socket closed")
+		_ = d.nc.Close()
+		time.Sleep(20 * time.Millisecond) // the slot is freed just after the connection is unregistered
+	}
+	for _, s := range socks {
+		_ = s.Close()
+	}
+	waitOpen(t, gw, 2)
+}
+
+// raiseFileLimit makes sure the process may open n files, raising the soft
+// limit to the hard one if needed (Go does so at start since 1.19), and
+// skips the test when the hard limit is lower.
+func raiseFileLimit(t *testing.T, n uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	if lim.Cur >= n {
+		return
+	}
+	if lim.Max < n {
+		t.Skipf("needs %d open files; the hard limit (ulimit -Hn) is %d", n, lim.Max)
+	}
+	raised := lim
+	raised.Cur = lim.Max
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised))
+	t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
+}
+
+type heapAndStacks struct{ heap, stacks uint64 }
+
+// measureStacks returns the live heap and the goroutine stacks after
+// forced collections (several, so that pooled buffers are dropped and
+// stacks that can shrink have shrunk).
+func measureStacks() heapAndStacks {
+	for range 3 {
+		runtime.GC()
+	}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return heapAndStacks{heap: s[0].Value.Uint64(), stacks: s[1].Value.Uint64()}
+}
+
+// waitDrained waits until at least want TCP connections accepted on the
+// loopback port are established and no byte sent on any connection to or
+// from it is left unread in the kernel: the gateway has read everything
+// the devices sent. It reads /proc/net/tcp (Linux, as the tests' other
+// loopback addresses assume).
+func waitDrained(t *testing.T, port, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		accepted, queued, err := tcpQueues(port)
+		if err != nil {
+			t.Skipf("cannot read the kernel's socket table: %v", err)
+		}
+		if accepted >= want && queued == 0 {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "%d of %d connections accepted, %d bytes unread or unsent", accepted, want, queued)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tcpQueues reads /proc/net/tcp: the established connections whose local
+// port is port, and the bytes queued (to send or to read) on every
+// established connection to or from it.
+func tcpQueues(port int) (accepted int, queued uint64, err error) {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, 0, err
+	}
+	hexPort := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[3] != "01" { // 01: ESTABLISHED
+			continue
+		}
+		local, remote := strings.HasSuffix(f[1], hexPort), strings.HasSuffix(f[2], hexPort)
+		if !local && !remote {
+			continue
+		}
+		if local {
+			accepted++
+		}
+		tx, rx, ok := strings.Cut(f[4], ":")
+		if !ok {
+			return 0, 0, fmt.Errorf("bad queue field %q", f[4])
+		}
+		for _, q := range []string{tx, rx} {
+			n, err := strconv.ParseUint(q, 16, 64)
+			if err != nil {
+				return 0, 0, err
+			}
+			queued += n
+		}
+	}
+	return accepted, queued, nil
 }
 
 func waitOpen(t *testing.T, gw *gateway, want int) {

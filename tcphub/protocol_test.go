@@ -200,6 +200,45 @@ func TestHeartbeat(t *testing.T) {
 	require.Equal(t, wire.TypeAck, live.request("still-here", `{}`).Type)
 }
 
+// TestIdleTimeoutCountsCompleteFrames: the bytes of a frame still arriving
+// are not a sign of life (PROTOCOL.md section 8): a device that dribbles
+// one frame a byte at a time is closed for silence while its bytes still
+// come.
+func TestIdleTimeoutCountsCompleteFrames(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) { c.Heartbeat = 300 * time.Millisecond })
+	d := dialRaw(t, gw.addr)
+	d.hello("dribbler")
+
+	// A 200-byte ping at one byte per 50 ms: 10 s to arrive whole, against
+	// an idle timeout of 600 ms.
+	prefix := `{"v":1,"t":"ping","junk":"`
+	frame := frameBytes(prefix + strings.Repeat("j", 200-len(prefix)-2) + `"}`)
+	require.Len(t, frame, 204)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, b := range frame {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			_ = d.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := d.nc.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	d.expectClosed()
+	close(stop)
+	<-done
+	assert.Less(t, time.Since(start), 5*time.Second, "closed while the frame's bytes were still arriving")
+}
+
 func TestMaxConnections(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
