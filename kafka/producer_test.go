@@ -519,6 +519,29 @@ func TestProducerTraceIDFuncPanicIsContained(t *testing.T) {
 	assert.Empty(t, recs[0].Headers)
 }
 
+// TestBrokerRefusesMessageTooLarge: a record within the producer's
+// MaxMessageBytes but over its topic's max.message.bytes is refused by the
+// broker (MESSAGE_TOO_LARGE), and that refusal is ErrMessageTooLarge on
+// both engines, as the local check's is: tcphub answers it record_too_large
+// (not retryable) rather than unavailable, which a device would resend.
+func TestBrokerRefusesMessageTooLarge(t *testing.T) {
+	cluster := kafkatest.NewCluster(t)
+	for _, engine := range []kafka.Engine{kafka.EngineSarama, kafka.EngineFranz} {
+		t.Run(string(engine), func(t *testing.T) {
+			ctx := testCtx(t, 60*time.Second)
+			topic := kafkatest.UniqueName(t.Name())
+			require.NoError(t, kafka.CreateTopic(ctx, cluster.Addrs(), nil, kafka.TopicSpec{
+				Name: topic, Partitions: 1, Config: map[string]string{"max.message.bytes": "2048"},
+			}))
+			p := newProducer(t, &kafka.ProducerConfig{BrokerAddrs: cluster.Addrs(), Topic: topic, Engine: engine,
+				MaxRetryPeriod: 10 * time.Second})
+			err := p.Send(ctx, &kafka.ProducerMessage{Value: make([]byte, 8192)})
+			require.ErrorIs(t, err, kafka.ErrMessageTooLarge)
+			require.NoError(t, p.Send(ctx, &kafka.ProducerMessage{Value: make([]byte, 100)}), "a record under the topic's limit")
+		})
+	}
+}
+
 func TestProducerMessageTooLarge(t *testing.T) {
 	cluster := kafkatest.NewCluster(t)
 	topic := cluster.NewTopic(t, 1)
