@@ -1,10 +1,10 @@
 // Command bench measures kafkahub's Producer and ConsumerGroup against the
 // raw Sarama client they wrap and against franz-go's kgo, on the same broker.
 //
-//	go run ./internal/bench                  # embedded broker, human table
-//	go run ./internal/bench -json -svg docs/bench-throughput-embedded.svg
-//	KAFKA_BROKERS=127.0.0.1:19092 go run ./internal/bench -json
-//	go run ./internal/bench -chart-from results.jsonl -svg chart.svg
+//	go run ./cmd/bench                  # embedded broker, human table
+//	go run ./cmd/bench -json -svg docs/bench-throughput-embedded.svg
+//	KAFKA_BROKERS=127.0.0.1:19092 go run ./cmd/bench -json
+//	go run ./cmd/bench -chart-from results.jsonl -svg chart.svg
 //
 // By default the embedded kafkatest cluster runs in a child process (this
 // same executable), so the figures for CPU, allocations and RSS are the

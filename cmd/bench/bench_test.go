@@ -2,7 +2,7 @@ package main
 
 // Benchmarks for profiling one implementation at a time with the go tool:
 //
-//	go test ./internal/bench -run '^$' -bench 'Produce/(kafkahub-output|sarama)$' \
+//	go test ./cmd/bench -run '^$' -bench 'Produce/(kafkahub-output|sarama)$' \
 //	    -benchtime 300000x -count 3 -cpuprofile /tmp/cpu.out -memprofile /tmp/mem.out
 //
 // One op is one record, so allocs/op is allocations per record (client
