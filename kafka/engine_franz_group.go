@@ -334,6 +334,13 @@ func (s *franzSession) committer() {
 		case <-s.ctx.Done():
 			return
 		}
+		// A tick or request ready beside the period's end is picked at
+		// random; committing then would delay the end by a whole commit,
+		// which while commits fail is RebalanceTimeout each time. The
+		// final stop commits (and reports) what is left.
+		if s.ctx.Err() != nil {
+			return
+		}
 		s.mu.Lock()
 		cs := mapValues(s.claims)
 		s.mu.Unlock()
