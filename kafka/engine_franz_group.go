@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,25 @@ const (
 // franzClaimBuffer is the capacity of a claim's records channel, Sarama's
 // default ChannelBufferSize: what a worker's burst takes without blocking.
 const franzClaimBuffer = 256
+
+// franzHoldFloor is the shortest time a commit call may go unanswered before
+// the franz-go engine holds records from handlers (franzHold). A healthy
+// commit takes milliseconds, but on a loaded machine or behind a slow
+// broker one can take some hundreds; below a second a hold would start for
+// nothing, and each one stalls every partition of the member.
+const franzHoldFloor = time.Second
+
+// franzHoldAfter is how long a commit call may go unanswered before a hold
+// starts. Twice CommitInterval: a member that commits every interval already
+// runs with about that much handled-but-uncommitted work, so holding sooner
+// would stop it for less than it accepts in normal running. Twice
+// HeartbeatInterval: kgo keeps a commit waiting while the member joins and
+// syncs, and a rebalance's join lasts about one heartbeat interval (members
+// learn of it at their next heartbeat), so an ordinary cooperative
+// rebalance does not stall the partitions it leaves in place.
+func (c ConsumerGroupConfig) franzHoldAfter() time.Duration {
+	return max(2*c.CommitInterval, 2*c.HeartbeatInterval, franzHoldFloor)
+}
 
 // franzGroup is the franz-go engine of a ConsumerGroup. Each consumption
 // period gets its own kgo group client, because kgo leaves the group when
@@ -148,7 +168,7 @@ func (e *franzGroup) close() error { return nil }
 func (e *franzGroup) consume(ctx context.Context) {
 	g := e.g
 	s := &franzSession{e: e, ctx: ctx, claims: map[TopicPartition]*franzClaim{},
-		cooperative: g.cfg.cooperative()}
+		cooperative: g.cfg.cooperative(), hold: &franzHold{after: g.cfg.franzHoldAfter(), log: g.log}}
 	opts := append(slices.Clip(e.opts),
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
@@ -263,6 +283,8 @@ type franzSession struct {
 	claims map[TopicPartition]*franzClaim
 
 	commitMu sync.Mutex // one commit at a time, so committed stays ordered
+
+	hold *franzHold // handing records to handlers stops while commits fail
 }
 
 // poll fetches until the period ends, handing each partition's records to
@@ -312,6 +334,13 @@ func (s *franzSession) committer() {
 		case <-s.ctx.Done():
 			return
 		}
+		// A tick or request ready beside the period's end is picked at
+		// random; committing then would delay the end by a whole commit,
+		// which while commits fail is RebalanceTimeout each time. The
+		// final stop commits (and reports) what is left.
+		if s.ctx.Err() != nil {
+			return
+		}
 		s.mu.Lock()
 		cs := mapValues(s.claims)
 		s.mu.Unlock()
@@ -347,14 +376,25 @@ func (s *franzSession) commit(cs []*franzClaim) {
 		}
 	}
 	if len(marks) == 0 {
+		// When no claim has a mark pending, those whose marks failed are
+		// gone (revoked or lost) and a hold has nothing left to guard;
+		// without this it could outlive them, since only a commit that
+		// is answered ends it. All claims, not cs: stop commits only the
+		// claims it stops.
+		if !s.pending() {
+			s.hold.end("nothing left to commit")
+		}
 		return
 	}
 	g := s.e.g
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), g.cfg.RebalanceTimeout)
 	defer cancel()
 	failed := map[TopicPartition]bool{}
+	settle := s.hold.committing()
+	outcome, cause := commitAccepted, error(nil)
 	s.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
+			outcome, cause = commitFailed, err
 			for c := range marks {
 				failed[c.tp] = true
 			}
@@ -365,6 +405,9 @@ func (s *franzSession) commit(cs []*franzClaim) {
 			for _, p := range t.Partitions {
 				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 					failed[TopicPartition{t.Topic, p.Partition}] = true
+					if o := classifyCommitErr(err); o > outcome {
+						outcome, cause = o, err
+					}
 					if !errors.Is(err, kerr.RebalanceInProgress) {
 						g.pushError(fmt.Errorf("kafka: consumer group %s: committing %s/%d: %w", g.cfg.GroupName, t.Topic, p.Partition, err))
 					}
@@ -372,11 +415,26 @@ func (s *franzSession) commit(cs []*franzClaim) {
 			}
 		}
 	})
+	// CommitOffsetsSync returns only after its callback: outcome is final.
+	settle(outcome, cause)
 	for c, m := range marks {
 		if !failed[c.tp] {
 			c.committed = m
 		}
 	}
+}
+
+// pending reports whether a running claim has marks not yet committed.
+// The caller holds commitMu, which guards committed.
+func (s *franzSession) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.claims {
+		if c.marked.Load() > c.committed {
+			return true
+		}
+	}
+	return false
 }
 
 // owned lists the partitions with a running claim.
@@ -457,6 +515,16 @@ func (s *franzSession) stop(tps []TopicPartition, commit bool) {
 		s.commit(cs)
 		s.e.g.commitDone()
 	}
+	// With no partition left the hold has nothing to guard: the session it
+	// protected has ended (an eager rebalance, a loss, the period's end),
+	// and a new assignment starts unheld, as on Sarama. After the commit,
+	// so that a failing last commit does not start a hold that outlives it.
+	s.mu.Lock()
+	none := len(s.claims) == 0
+	s.mu.Unlock()
+	if none {
+		s.hold.end("no partitions left")
+	}
 	slices.SortFunc(gone, compareTP)
 	s.e.g.revoked(context.WithoutCancel(s.ctx), gone)
 }
@@ -521,8 +589,10 @@ func (c *franzClaim) push(rs []*kgo.Record) {
 	c.mu.Lock()
 	// While the feeder has nothing in hand, records go straight into the
 	// channel as far as it has room: no hop through the feeder.
+	// Not while held, checked per record: once a hold has begun, at most
+	// the record being sent goes in.
 	if !c.feeding && !c.closed {
-		for len(rs) > 0 {
+		for len(rs) > 0 && c.s.hold.wait() == nil {
 			select {
 			case c.ch <- rs[0]:
 				n -= len(rs[0].Key) + len(rs[0].Value)
@@ -627,6 +697,19 @@ func (c *franzClaim) feed() {
 		}
 		recs, bytes := 0, 0
 		for _, r := range batch {
+			if held := c.s.hold.wait(); held != nil {
+				// The records wait here, still counted as held, so the
+				// high marks pause the partition's fetching as for a slow
+				// handler. Account for those already sent first, or a poll
+				// loop waiting for room would not see it.
+				c.moved(recs, bytes)
+				recs, bytes = 0, 0
+				select {
+				case <-held:
+				case <-c.cctx.Done():
+					return
+				}
+			}
 			select {
 			case c.ch <- r:
 			case <-c.cctx.Done():
@@ -668,4 +751,154 @@ func (c *franzClaim) mark(offset int64) {
 			return
 		}
 	}
+}
+
+// franzHold stops a franz-go session handing new records to handlers while
+// its commits fail, and lets them flow again when a commit succeeds.
+//
+// Why: when the group coordinator dies, Sarama's session ends within a few
+// heartbeats and its handling stops. kgo keeps fetching from the partition
+// leaders, which live, so the engine went on handing records to handlers
+// for the seconds the member took to reach a new coordinator, while every
+// commit failed; the member then lost its session and the next one handled
+// all of it again (three brokers, coordinator killed at 10%: 18,710
+// records handled twice, against Sarama's 226–1,404).
+//
+// When: a hold starts when a commit call has gone unanswered for
+// franzHoldAfter (kgo retries an unreachable coordinator inside the call,
+// so the call may take its whole RebalanceTimeout to fail), or when it
+// returns a request error or a coordinator error (classifyCommitErr). It
+// ends when a commit call is answered without one. A partition's own
+// refusal (an authorisation error, say) neither starts nor keeps a hold: it
+// repeats at every commit and would make the hold permanent. A membership
+// error leaves the hold as it is: a revoke, a loss or the rebalance's end
+// follows, and with it the end of the hold. It also ends when the session
+// has no partition left (franzSession.stop) and when no claim has a mark
+// left to commit (the claims whose marks failed are gone), so it never
+// outlives the marks it guards. Marks stay pending while held (committed
+// moves only on success), so the committer retries them at its next tick.
+//
+// Where: in each claim, between its queue and its records channel; neither
+// the feeder nor push's direct path put a record into the channel while
+// held. What was fetched meanwhile stays queued and the claim's high marks
+// then pause the partition's fetching, as for a slow handler, which bounds
+// the memory. What is already past that point is still handled: per
+// partition at most franzClaimBuffer records in the channel, the one the
+// claim loop has taken from it and the one being put in when the hold
+// began. Nothing is dropped: a claim revoked while held leaves its queue
+// uncommitted to the next owner, as always. The user's Pause
+// (ConsumerGroup.assign) is a separate gate and is not touched.
+type franzHold struct {
+	after time.Duration
+	log   *slog.Logger
+
+	// gate is nil while records flow, else a channel closed when the hold
+	// ends: one atomic load per record on the hot path.
+	gate atomic.Pointer[chan struct{}]
+
+	mu       sync.Mutex
+	attempt  uint64    // commit calls begun: a late timer holds for its own call only
+	inflight bool      // the call numbered attempt has not returned
+	since    time.Time // when the hold began; zero when records flow
+}
+
+// commitOutcome is what a commit call says of the group's commits; higher
+// is worse, so a response's partitions reduce to their worst.
+type commitOutcome int
+
+const (
+	// commitAccepted: the coordinator answered; partitions it refused for
+	// reasons of their own included.
+	commitAccepted commitOutcome = iota
+	// commitUnsettled: the membership is changing; a revoke or a loss
+	// follows.
+	commitUnsettled
+	// commitFailed: no coordinator took the commit.
+	commitFailed
+)
+
+// classifyCommitErr sorts a partition's commit error. The coordinator
+// errors apply to the whole group: none of its commits can land.
+func classifyCommitErr(err error) commitOutcome {
+	switch {
+	case errors.Is(err, kerr.NotCoordinator), errors.Is(err, kerr.CoordinatorNotAvailable),
+		errors.Is(err, kerr.CoordinatorLoadInProgress), errors.Is(err, kerr.RequestTimedOut):
+		return commitFailed
+	case errors.Is(err, kerr.RebalanceInProgress), errors.Is(err, kerr.IllegalGeneration),
+		errors.Is(err, kerr.UnknownMemberID), errors.Is(err, kerr.FencedInstanceID):
+		return commitUnsettled
+	default:
+		return commitAccepted
+	}
+}
+
+// wait returns nil while records may flow, else a channel closed when the
+// hold ends.
+func (h *franzHold) wait() <-chan struct{} {
+	if p := h.gate.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// committing is called as a commit call with marks starts: it holds if the
+// call is still out after h.after. The returned settle must be called when
+// the call has returned, with what it said.
+func (h *franzHold) committing() (settle func(commitOutcome, error)) {
+	h.mu.Lock()
+	h.attempt++
+	n := h.attempt
+	h.inflight = true
+	h.mu.Unlock()
+	t := time.AfterFunc(h.after, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.inflight && h.attempt == n {
+			h.startLocked("commit unanswered", "unanswered_for", h.after)
+		}
+	})
+	return func(o commitOutcome, err error) {
+		t.Stop()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.inflight = false
+		switch o {
+		case commitFailed:
+			h.startLocked("commit failed", "error", err)
+		case commitAccepted:
+			h.endLocked("a commit succeeded")
+		}
+	}
+}
+
+// startLocked begins a hold unless one is on; logging under h.mu keeps
+// the start and end messages in order.
+func (h *franzHold) startLocked(reason string, args ...any) {
+	if !h.since.IsZero() {
+		return
+	}
+	h.since = time.Now()
+	ch := make(chan struct{})
+	h.gate.Store(&ch)
+	h.log.Warn("commits are failing; holding records from handlers until a commit succeeds",
+		append([]any{"reason", reason}, args...)...)
+}
+
+// end ends a hold, if one is on.
+func (h *franzHold) end(reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.endLocked(reason)
+}
+
+func (h *franzHold) endLocked(reason string) {
+	if h.since.IsZero() {
+		return
+	}
+	if p := h.gate.Swap(nil); p != nil {
+		close(*p)
+	}
+	h.log.Info("commit hold ended; handing records to handlers again",
+		"reason", reason, "held_for", time.Since(h.since).Round(time.Millisecond))
+	h.since = time.Time{}
 }

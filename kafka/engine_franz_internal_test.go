@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -75,4 +76,53 @@ func TestFranzSlowPartitionPausesAlone(t *testing.T) {
 	require.Eventually(t, func() bool { return handled[0].Load() == slowN }, 60*time.Second, 10*time.Millisecond,
 		"after the handler returns every record of partition 0 is handled (%d of %d)", handled[0].Load(), slowN)
 	require.False(t, paused(), "and its fetching resumed")
+}
+
+// TestFranzHoldRules: which commit outcomes start and end the franz-go
+// engine's hold, and that a hold cannot outlive the marks it guards.
+func TestFranzHoldRules(t *testing.T) {
+	h := &franzHold{after: time.Hour, log: slog.New(slog.DiscardHandler)}
+	require.Nil(t, h.wait())
+
+	for _, err := range []error{kerr.NotCoordinator, kerr.CoordinatorNotAvailable, kerr.CoordinatorLoadInProgress, kerr.RequestTimedOut} {
+		require.Equal(t, commitFailed, classifyCommitErr(err), err)
+	}
+	for _, err := range []error{kerr.RebalanceInProgress, kerr.IllegalGeneration, kerr.UnknownMemberID, kerr.FencedInstanceID} {
+		require.Equal(t, commitUnsettled, classifyCommitErr(err), err)
+	}
+	require.Equal(t, commitAccepted, classifyCommitErr(kerr.TopicAuthorizationFailed), "a partition's own refusal")
+
+	h.committing()(commitUnsettled, kerr.RebalanceInProgress)
+	require.Nil(t, h.wait(), "a membership error does not start a hold")
+	h.committing()(commitFailed, kerr.CoordinatorNotAvailable)
+	held := h.wait()
+	require.NotNil(t, held, "a coordinator error does")
+	h.committing()(commitUnsettled, kerr.RebalanceInProgress)
+	require.NotNil(t, h.wait(), "a membership error does not end it")
+	h.committing()(commitAccepted, nil)
+	require.Nil(t, h.wait(), "an answered commit ends it")
+	select {
+	case <-held:
+	default:
+		t.Fatal("the feeders waiting on the hold are not released")
+	}
+
+	// A commit call still out after h.after holds, before it returns.
+	h.after = 10 * time.Millisecond
+	settle := h.committing()
+	require.Eventually(t, func() bool { return h.wait() != nil }, 30*time.Second, time.Millisecond)
+	settle(commitAccepted, nil)
+	require.Nil(t, h.wait())
+
+	// Nothing left to commit ends a hold; a pending mark keeps it.
+	s := &franzSession{claims: map[TopicPartition]*franzClaim{}, hold: h}
+	c := &franzClaim{committed: 5}
+	c.marked.Store(7)
+	s.claims[TopicPartition{"t", 0}] = c
+	h.committing()(commitFailed, kerr.NotCoordinator)
+	s.commit(nil) // what stop commits when the claims it stops have no marks
+	require.NotNil(t, h.wait(), "a claim's mark still waits")
+	delete(s.claims, TopicPartition{"t", 0})
+	s.commit(nil)
+	require.Nil(t, h.wait(), "the claim whose mark failed is gone")
 }
