@@ -262,6 +262,11 @@ type Config struct {
 
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// answered, set only by tests (export_test.go), runs on the producer's
+	// delivery goroutine once a request has been answered: the moment a
+	// worker's response that raced the ack reaches the gateway.
+	answered func()
 }
 
 // ConfigError describes one invalid Config field. It matches

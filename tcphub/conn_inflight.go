@@ -130,19 +130,21 @@ func (r *request) delivered(d kafka.Delivery) {
 	default:
 		r.state = reqFailed
 	}
-	out := c.completeLocked(nil)
+	c.answerLocked(c.completeLocked(nil))
 	c.rmu.Unlock()
+	if h := s.cfg.answered; h != nil {
+		h()
+	}
 	if d.Err != nil {
 		c.logger().Warn("request not written to Kafka", "request", r.id, "topic", r.msg.Topic, "error", d.Err)
 	}
-	c.answer(out)
 	c.signalDrained()
 }
 
 // signalDrained wakes awaitAnswers once nothing is pending. It runs after
-// answer has queued the answers, never before: a half-closed connection is
-// closed as soon as awaitAnswers returns, and an answer queued after that
-// would be lost (TestHalfCloseGetsEveryAnswer caught it under load).
+// answerLocked has queued the answers, never before: a half-closed
+// connection is closed as soon as awaitAnswers returns, and an answer
+// queued after that would be lost (TestHalfCloseGetsEveryAnswer caught it under load).
 func (c *conn) signalDrained() {
 	c.rmu.Lock()
 	if len(c.pending) == 0 && c.drained != nil {
@@ -161,7 +163,8 @@ type answered struct {
 
 // completeLocked takes the answered requests off the head of the pending
 // list, in arrival order: acks (and errors) go out in the order the
-// requests came in. The caller holds rmu and passes the result to answer.
+// requests came in. The caller holds rmu and passes the result to
+// answerLocked.
 func (c *conn) completeLocked(out []answered) []answered {
 	n := 0
 	for _, r := range c.pending {
@@ -189,9 +192,13 @@ func (c *conn) completeLocked(out []answered) []answered {
 	return out
 }
 
-// answer queues the ack or error of each answered request, then the
-// responses held for it, and lets the server's request count go.
-func (c *conn) answer(out []answered) {
+// answerLocked queues the ack or error of each answered request, then the
+// responses held for it, and lets the server's request count go. The
+// caller holds rmu, the lock holdResponse takes: a response arriving once
+// its request has left the pending list is queued after the ack, never in
+// between (TestResponseRacingItsAck). rmu is taken before qmu, never
+// after: enqueue takes only qmu.
+func (c *conn) answerLocked(out []answered) {
 	s := c.srv
 	for _, a := range out {
 		switch a.r.state {
@@ -246,6 +253,7 @@ func (c *conn) expire() {
 		}
 	}
 	out := c.completeLocked(nil)
+	c.answerLocked(out)
 	c.armTimerLocked()
 	c.rmu.Unlock()
 	for _, a := range out {
@@ -253,7 +261,6 @@ func (c *conn) expire() {
 			c.logger().Warn("request not acknowledged by Kafka in time", "request", a.r.id, "topic", a.r.msg.Topic, "timeout", timeout)
 		}
 	}
-	c.answer(out)
 	c.signalDrained()
 }
 

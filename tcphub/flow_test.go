@@ -385,6 +385,44 @@ func TestDuplicateDeviceReplacesOld(t *testing.T) {
 	assert.ErrorIs(t, gw.SendToConn(context.Background(), oldWelcome.Session, []byte(`{}`)), tcphub.ErrNotConnected)
 }
 
+// TestResponseRacingItsAck: the worker's response reaches the gateway in
+// the instant the request is answered, after it has left the pending list
+// (so the response is not held) but, before the fix, before its ack was
+// queued: a CI run on the franz-go engine saw the response first. The hook
+// stops the producer's delivery goroutine right after the request is
+// answered until the response has reached the gateway.
+func TestResponseRacingItsAck(t *testing.T) {
+	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
+	topic := cluster.NewTopic(t, 1)
+	var gwp atomic.Pointer[gateway]
+	var waited atomic.Int32
+	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
+		tcphub.SetAnsweredHook(c, func() {
+			g := gwp.Load()
+			if g == nil || waited.Add(1) != 1 {
+				return // only the first request
+			}
+			want := `tcphub_responses_delivered_total{instance_id="` + g.InstanceID() + `"} 1`
+			deadline := time.Now().Add(20 * time.Second)
+			for time.Now().Before(deadline) && !strings.Contains(scrapeText(g.MetricsHandler()), want) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	})
+	gwp.Store(gw)
+	startWorker(t, cluster, topic, echo)
+	d := dialRaw(t, gw.addr)
+	d.hello("racer")
+	d.send(wire.Frame{Type: wire.TypeRequest, ID: "r-1", Payload: []byte(`{"n":1}`)})
+	f, err := d.next(30 * time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, wire.TypeAck, f.Type, "the first frame after the request: got %+v", f)
+	f, err = d.next(30 * time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, wire.TypeResponse, f.Type, "got %+v", f)
+	assert.EqualValues(t, 1, waited.Load())
+}
+
 // TestResponseNeverBeforeAck: a response that reaches the gateway while its
 // request still waits for Kafka's acknowledgement is held until the ack is
 // queued.

@@ -26,6 +26,14 @@ func scrape(t *testing.T, h http.Handler) string {
 	return string(b)
 }
 
+// scrapeText is scrape for goroutines the test did not start (no
+// FailNow): the body, whatever the status.
+func scrapeText(h http.Handler) string {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return rec.Body.String()
+}
+
 func TestHealthAndMetrics(t *testing.T) {
 	cluster := kafkatest.NewCluster(t, kafkatest.Brokers(1))
 	topic := cluster.NewTopic(t, 1)
