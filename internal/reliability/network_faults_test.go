@@ -5,6 +5,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -36,16 +37,30 @@ func startProxies(t *testing.T, c *cluster) *proxies {
 	require.NoError(t, err)
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	ps := &proxies{}
+	// Registered first: a proxy that fails to start must not leave the
+	// ones before it listening for the next test (one such failure once
+	// failed every fault test after it).
+	t.Cleanup(ps.stop)
 	for i, pair := range strings.Split(strings.TrimSpace(string(out)), ",") {
 		listen, upstream, ok := strings.Cut(pair, ">")
 		require.True(t, ok, "bad proxy-map entry %q", pair)
 		p := toxiproxy.NewProxy(server, fmt.Sprintf("broker-%d", i+1), listen, upstream)
-		require.NoError(t, p.Start())
 		ps.list = append(ps.list, p)
+		require.NoError(t, p.Start(), "proxy %s: a port in the kernel's ephemeral range (%s) can be taken by any "+
+			"outgoing connection; choose KAFKA_BASE_PORT so that it plus 10000 is below that range", listen, ephemeralRange())
 		ps.addrs = append(ps.addrs, listen)
 	}
-	t.Cleanup(ps.stop)
 	return ps
+}
+
+// ephemeralRange returns the local port range the kernel picks outgoing
+// connections' ports from, as it reads it.
+func ephemeralRange() string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b)), "-")
 }
 
 func (ps *proxies) stop() {
