@@ -53,9 +53,21 @@ func TestEnginesMixedGroup(t *testing.T) {
 			var mu sync.Mutex
 			handledBy := map[kafka.Engine]int{}
 			members := map[kafka.Engine]*kafka.ConsumerGroup{}
+			var history []string // each member's assignments and revocations, for a failure's report
+			start := time.Now()
 			for _, e := range engines {
 				cfg := fastGroup(cluster, topic, group)
 				cfg.Engine, cfg.RebalanceStrategy = e, strategy
+				record := func(what string) func([]kafka.TopicPartition, int32) {
+					return func(tps []kafka.TopicPartition, gen int32) {
+						mu.Lock()
+						history = append(history, fmt.Sprintf("%v %s %s %v (generation %d)", time.Since(start).Round(time.Millisecond), e, what, tps, gen))
+						mu.Unlock()
+					}
+				}
+				revoked := record("revoked")
+				cfg.Hooks = append(cfg.Hooks, kafka.ConsumerHooks{OnAssigned: record("assigned"),
+					OnRevoked: func(tps []kafka.TopicPartition) { revoked(tps, -1) }})
 				g := newGroup(t, cfg)
 				require.NoError(t, g.RegisterHandler(context.Background(), func(_ context.Context, _ int, m kafka.Message) error {
 					mu.Lock()
@@ -70,7 +82,13 @@ func TestEnginesMixedGroup(t *testing.T) {
 			sar, fr := members[kafka.EngineSarama], members[kafka.EngineFranz]
 			if !assert.Eventually(t, func() bool {
 				return len(sar.Assignment()) == 3 && len(fr.Assignment()) == 3
-			}, 90*time.Second, 20*time.Millisecond, "the members share 6 partitions (sarama %v, franz-go %v)", sar.Assignment(), fr.Assignment()) {
+			}, 90*time.Second, 20*time.Millisecond, "the members share 6 partitions") {
+				t.Logf("assignments at the deadline: sarama %v, franz-go %v", sar.Assignment(), fr.Assignment())
+				mu.Lock()
+				for _, h := range history {
+					t.Log(h)
+				}
+				mu.Unlock()
 				for e, g := range members {
 					for drained := false; !drained; {
 						select {
