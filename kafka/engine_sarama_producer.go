@@ -15,6 +15,13 @@ type saramaProducer struct {
 	client  sarama.Client
 	async   sarama.AsyncProducer
 	readers sync.WaitGroup // the Successes and Errors readers
+	// unanswered counts the records given to Input and not yet reported
+	// on Successes or Errors. close waits for it before AsyncClose: Sarama
+	// fails a batch it retries once its shutdown has begun (a new topic's
+	// first NOT_LEADER_OR_FOLLOWER, say) with ErrShuttingDown, which would
+	// drop records accepted before Close. produce runs only on the
+	// producer's intake goroutine, which calls close last.
+	unanswered sync.WaitGroup
 }
 
 func newSaramaProducer(p *Producer) (*saramaProducer, error) {
@@ -76,6 +83,7 @@ func (e *saramaProducer) produce(env envelope) {
 			sm.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 		}
 	}
+	e.unanswered.Add(1)
 	e.async.Input() <- sm
 }
 
@@ -84,6 +92,7 @@ func (e *saramaProducer) successes() {
 	for sm := range e.async.Successes() {
 		if env, _ := sm.Metadata.(*envelope); env != nil {
 			e.p.delivered(env, sm.Partition, sm.Offset, nil)
+			e.unanswered.Done()
 		}
 	}
 }
@@ -104,10 +113,12 @@ func (e *saramaProducer) failures() {
 			continue
 		}
 		e.p.delivered(env, -1, -1, pe.Err)
+		e.unanswered.Done()
 	}
 }
 
 func (e *saramaProducer) close() {
+	e.unanswered.Wait()
 	e.async.AsyncClose()
 	e.readers.Wait()
 	if err := e.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {

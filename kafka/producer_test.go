@@ -158,8 +158,12 @@ func TestProducerCloseFlushesOutput(t *testing.T) {
 	}
 	require.NoError(t, p.Close(ctx))
 	require.NoError(t, p.Close(ctx), "Close is idempotent")
-	_, open := <-p.Channels().Errors
-	assert.False(t, open, "Errors is closed after Close and held no error")
+	if err, open := <-p.Channels().Errors; open {
+		t.Errorf("Errors held an error after Close: %v", err)
+		for err := range p.Channels().Errors {
+			t.Errorf("and: %v", err)
+		}
+	}
 	assert.Len(t, testkit.ReadAll(ctx, t, cluster.Addrs(), topic), 500)
 	assert.ErrorIs(t, p.Send(ctx, &kafka.ProducerMessage{Value: []byte("late")}), kafka.ErrClosed)
 }
