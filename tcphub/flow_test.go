@@ -396,15 +396,22 @@ func TestResponseRacingItsAck(t *testing.T) {
 	topic := cluster.NewTopic(t, 1)
 	var gwp atomic.Pointer[gateway]
 	var waited atomic.Int32
+	var raced atomic.Bool // the response arrived while the hook held the delivery goroutine
+	hookDone := make(chan struct{})
 	gw := startGateway(t, cluster, topic, func(c *tcphub.Config) {
 		tcphub.SetAnsweredHook(c, func() {
 			g := gwp.Load()
 			if g == nil || waited.Add(1) != 1 {
 				return // only the first request
 			}
+			defer close(hookDone)
 			want := `tcphub_responses_delivered_total{instance_id="` + g.InstanceID() + `"} 1`
 			deadline := time.Now().Add(20 * time.Second)
-			for time.Now().Before(deadline) && !strings.Contains(scrapeText(g.MetricsHandler()), want) {
+			for time.Now().Before(deadline) {
+				if strings.Contains(scrapeText(g.MetricsHandler()), want) {
+					raced.Store(true)
+					return
+				}
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
@@ -420,7 +427,13 @@ func TestResponseRacingItsAck(t *testing.T) {
 	f, err = d.next(30 * time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, wire.TypeResponse, f.Type, "got %+v", f)
+	select {
+	case <-hookDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the hook did not return")
+	}
 	assert.EqualValues(t, 1, waited.Load())
+	assert.True(t, raced.Load(), "the response reached the gateway inside the window the test holds open; otherwise the test showed nothing")
 }
 
 // TestResponseNeverBeforeAck: a response that reaches the gateway while its
