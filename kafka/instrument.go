@@ -85,7 +85,9 @@ type ConsumerHooks struct {
 	OnAttempt func(ctx context.Context, msgs []Message, attempt int, elapsed time.Duration, err error)
 	// OnRetry is called when a failed attempt will be retried after wait.
 	OnRetry func(ctx context.Context, msgs []Message, attempt int, wait time.Duration, err error)
-	// OnHandled is called once the consumer is done with msgs.
+	// OnHandled is called on the worker's goroutine once the consumer is
+	// done with msgs, before their offsets are marked (OnMarked follows
+	// for a record that is committed).
 	OnHandled func(ctx context.Context, msgs []Message, o HandleOutcome)
 	// OnMarked is called on the worker's goroutine when the offset of the
 	// last of count messages of a partition is marked for commit, with the
