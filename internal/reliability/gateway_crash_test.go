@@ -338,7 +338,8 @@ func TestGatewayInstanceCrash(t *testing.T) {
 		deadline := time.Now().Add(120 * time.Second)
 		for nAnswered.Load() < n+more {
 			if time.Now().After(deadline) {
-				t.Fatalf("no progress after %s: %d answered", what, nAnswered.Load())
+				t.Fatalf("no progress after %s: %d answered (wanted %d more than %d in 120 s); %d acknowledged, %d request errors, %d resent after an unanswered response",
+					what, nAnswered.Load(), more, n, nAcked.Load(), requestErrors.Load(), responseResends.Load())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

@@ -55,6 +55,7 @@ type rollResult struct {
 	latencyP99Roll  time.Duration // end-to-end, while members were being replaced
 	latencyP99Quiet time.Duration // end-to-end, before the roll
 	revokedRetained int           // partitions revoked from a member that got them straight back
+	retainedDetails []string      // with the cooperative strategy, each of them: when, and whether the member rejoined
 	rebalanceSteps  int
 }
 
@@ -71,13 +72,23 @@ func rollingRestart(t *testing.T, c *kafkatest.Cluster, strategy kafka.Rebalance
 	// revokedRetained counts partitions a member lost and got straight back:
 	// with an eager strategy every rebalance does that to every partition.
 	var revokedRetained atomic.Int32
+	// retainedDetails says, for each partition counted in revokedRetained,
+	// when it went and came back, and whether the member rejoined the
+	// group in between (it had lost its membership), for a failure's report.
+	var retainedDetails []string
+	began := time.Now()
+	type revocation struct {
+		at    time.Duration // since began
+		joins int32         // the member's OnJoining calls by then
+	}
 	type ownerState struct {
 		mu      sync.Mutex
-		revoked map[int32]bool
+		revoked map[int32]revocation
+		joins   atomic.Int32
 	}
 
 	newMember := func(id int) *kafka.ConsumerGroup {
-		st := &ownerState{revoked: map[int32]bool{}}
+		st := &ownerState{revoked: map[int32]revocation{}}
 		cfg := &kafka.ConsumerGroupConfig{
 			BrokerAddrs: c.Addrs(), Topics: []string{topic}, GroupName: group,
 			NumWorkers: rollPartitions, RebalanceStrategy: strategy, HeartbeatInterval: heartbeat,
@@ -85,20 +96,27 @@ func rollingRestart(t *testing.T, c *kafkatest.Cluster, strategy kafka.Rebalance
 			OnRevoked: func(_ context.Context, tps []kafka.TopicPartition) {
 				st.mu.Lock()
 				for _, tp := range tps {
-					st.revoked[tp.Partition] = true
+					st.revoked[tp.Partition] = revocation{at: time.Since(began), joins: st.joins.Load()}
 				}
 				st.mu.Unlock()
 			},
 			OnAssigned: func(_ context.Context, tps []kafka.TopicPartition) {
 				st.mu.Lock()
 				for _, tp := range tps {
-					if st.revoked[tp.Partition] {
+					if r, ok := st.revoked[tp.Partition]; ok {
 						revokedRetained.Add(1)
 						delete(st.revoked, tp.Partition)
+						if strategy == kafka.RebalanceCooperativeSticky {
+							mu.Lock()
+							retainedDetails = append(retainedDetails, fmt.Sprintf("member %d partition %d: revoked at %v, assigned back at %v, rejoined in between: %t",
+								id, tp.Partition, r.at.Round(time.Millisecond), time.Since(began).Round(time.Millisecond), st.joins.Load() > r.joins))
+							mu.Unlock()
+						}
 					}
 				}
 				st.mu.Unlock()
 			},
+			Hooks: []kafka.ConsumerHooks{{OnJoining: func() { st.joins.Add(1) }}},
 		}
 		g, err := kafka.NewConsumerGroup(ctxFor(t, 30*time.Second), cfg)
 		require.NoError(t, err)
@@ -220,7 +238,8 @@ func rollingRestart(t *testing.T, c *kafkatest.Cluster, strategy kafka.Rebalance
 
 	mu.Lock()
 	defer mu.Unlock()
-	res := rollResult{produced: total, revokedRetained: int(revokedRetained.Load()), rebalanceSteps: steps}
+	res := rollResult{produced: total, revokedRetained: int(revokedRetained.Load()), rebalanceSteps: steps,
+		retainedDetails: retainedDetails}
 	seen := map[[2]int64]int{}
 	byPart := map[int32][]handled{}
 	var quietLat, rollLat []time.Duration
@@ -293,6 +312,9 @@ func (r rollResult) figures(t *testing.T, name string) {
 		"retained_stall_ms", r.retainedStall.Milliseconds(),
 		"moved_gap_max_ms", r.movedGapMax.Milliseconds(),
 		"latency_p99_quiet_ms", r.latencyP99Quiet.Milliseconds(), "latency_p99_roll_ms", r.latencyP99Roll.Milliseconds())
+	for _, d := range r.retainedDetails {
+		t.Log(d)
+	}
 }
 
 // TestRollingRestartEagerVsCooperative replaces every member of a 6-member
