@@ -199,7 +199,7 @@ func (s *saramaSession) Setup(sess sarama.ConsumerGroupSession) error {
 	// is still being created by cancelling it, and then never calls
 	// ConsumeClaim for it: reported here, it would stay in Assignment()
 	// and the metrics, with no OnRevoked, until the session ends (seen
-	// under load: revoked 400 ms after the first join, still listed 90 s
+	// under load: revoked 120 ms after the first join, still listed 90 s
 	// later while another member consumed it).
 	if !s.g.cfg.cooperative() {
 		s.report(sess, toTPs(sess.Claims()), true)

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestSaramaCooperativeClaimRevokedBeforeItStarts(t *testing.T) {
 			defer wg.Done()
 			assert.NoError(t, h.ConsumeClaim(sess, c))
 		}()
-		require.Eventually(t, func() bool { return hasPartition(g.Assignment(), p) },
+		require.Eventually(t, func() bool { return slices.Contains(g.Assignment(), TopicPartition{"t", p}) },
 			10*time.Second, time.Millisecond, "partition %d reported once its claim runs", p)
 		close(c.msgs) // Sarama's revocation of a running claim
 	}
@@ -88,13 +89,4 @@ func TestSaramaCooperativeClaimRevokedBeforeItStarts(t *testing.T) {
 	mu.Lock()
 	assert.ElementsMatch(t, assigned, revoked, "every partition reported assigned is reported revoked")
 	mu.Unlock()
-}
-
-func hasPartition(tps []TopicPartition, p int32) bool {
-	for _, tp := range tps {
-		if tp.Partition == p {
-			return true
-		}
-	}
-	return false
 }
