@@ -22,8 +22,14 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
-		// toxiproxy's link pipes finish asynchronously after a proxy stops.
-		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).pipe"),
+		// toxiproxy's own goroutines (the in-process fault injector's, not
+		// kafkahub's) can outlive a proxy's Stop: a link's reader blocked
+		// sending into a toxic chain that no stub reads any more never
+		// returns, since Stop closes the socket it is not reading (seen
+		// once, 6 minutes after TestBrokerBlackhole removed its timeout
+		// toxic). v2.5.0 names them read and write; there is no pipe.
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
+		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 	)
 }
