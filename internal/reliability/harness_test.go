@@ -26,8 +26,9 @@ func TestMain(m *testing.M) {
 		// kafkahub's) can outlive a proxy's Stop: a link's reader blocked
 		// sending into a toxic chain that no stub reads any more never
 		// returns, since Stop closes the socket it is not reading (seen
-		// once, 6 minutes after TestBrokerBlackhole removed its timeout
-		// toxic). v2.5.0 names them read and write; there is no pipe.
+		// once: blocked for 6 minutes when the package ended, so left by
+		// TestNetworkFaults or TestBrokerBlackhole as their toxics were
+		// removed). v2.5.0 names them read and write; there is no pipe.
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
